@@ -1,0 +1,128 @@
+"""Where and at what size the course runs: device, seeding and the scale presets.
+
+Every notebook starts with ``rt = setup(SCALE, SEED)``, which resolves the scale,
+seeds every generator, picks the device and prints one line saying so.
+
+Scales (see ``docs/architecture.md``):
+
+* ``ci``  -- tests on 2 CPU cores, seconds per notebook;
+* ``cpu`` -- a student's laptop, minutes per notebook;
+* ``gpu`` -- one GPU, the paper-sized experiment.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+import coursekit
+
+SCALES = ("ci", "cpu", "gpu")
+DEVICES = ("cuda", "mps", "cpu")
+SCALE_ENV = "COURSEKIT_SCALE"
+
+T = TypeVar("T")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def get_device(name: str | torch.device | None = None) -> torch.device:
+    """The device to compute on: ``name`` if given, else cuda → mps → cpu.
+
+    >>> get_device("cpu")
+    device(type='cpu')
+    """
+    if name is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; expected one of {DEVICES} or None (automatic)")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": _mps_available(),
+    }
+    if not available.get(device.type, False):
+        raise ValueError(f"device {device.type!r} is not available on this machine; "
+                         f"available: {[d for d in DEVICES if available[d]]}")
+    return device
+
+
+def resolve_scale(scale: str | None = None) -> str:
+    """The scale to run at: ``scale`` if given, else ``$COURSEKIT_SCALE``, else the hardware.
+
+    The hardware default is ``gpu`` when CUDA is available, otherwise ``cpu``.
+    """
+    source = "argument"
+    if scale is None:
+        scale, source = os.environ.get(SCALE_ENV) or None, f"${SCALE_ENV}"
+    if scale is None:
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r} (from {source}); expected one of {SCALES}")
+    return scale
+
+
+def preset(table: Mapping[str, T], scale: str | None = None) -> T:
+    """Pick the entry of ``table`` (scale name → settings) for ``scale`` (resolved as above).
+
+    >>> preset({"ci": 1, "cpu": 10, "gpu": 100}, "ci")
+    1
+    """
+    missing = [s for s in SCALES if s not in table]
+    if missing:
+        raise ValueError(f"preset table lacks scales {missing}; every table needs {SCALES}")
+    return table[resolve_scale(scale)]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's generators (all devices)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a notebook runs on: the device, the scale and the seed."""
+
+    device: torch.device
+    scale: str
+    seed: int
+
+    def describe(self) -> str:
+        threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
+        gpu = f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""
+        return (f"coursekit {coursekit.__version__} | torch {torch.__version__} | "
+                f"device {self.device.type}{gpu}{threads} | scale {self.scale} | seed {self.seed}")
+
+
+def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
+          verbose: bool = True) -> Runtime:
+    """Resolve scale and device, seed everything, and print one line saying so.
+
+    The first code cell of every notebook calls this with its ``SCALE`` and ``SEED``
+    parameters.
+    """
+    rt = Runtime(device=get_device(device), scale=resolve_scale(scale), seed=seed)
+    seed_everything(seed)
+    if verbose:
+        print(rt.describe())
+    return rt

@@ -1,0 +1,196 @@
+"""One lean training loop: ``fit`` and ``evaluate``.
+
+``fit`` trains on a :class:`coursekit.data.Dataset` with on-device minibatches,
+calls optional hooks after every optimiser step (pruning re-applies its mask
+there), evaluates on the validation split, keeps early-stopping bookkeeping
+(the best validation step, as in Frankle & Carbin 2019's "early-stopping
+iteration"), shows a tqdm progress bar and returns the history as a DataFrame.
+With ``checkpoint=`` it writes its state after every epoch and, started again,
+resumes where it stopped and returns the same history.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from coursekit.data import Dataset, batches
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass
+class StepContext:
+    """What a hook sees after each optimiser step."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int
+    epoch: int
+    loss: torch.Tensor
+
+
+Hook = Callable[[StepContext], None]
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`fit`.
+
+    ``history`` has one row per evaluation (step 0 included): ``step``, ``epoch``,
+    ``train_loss`` (mean since the previous row), ``val_loss``, ``val_acc`` and, with
+    ``eval_test=True``, ``test_loss`` and ``test_acc``.
+    """
+
+    history: pd.DataFrame
+    best_step: int
+    best_val_acc: float
+    stopped_early: bool
+
+    @property
+    def final(self) -> pd.Series:
+        """The last row of the history."""
+        return self.history.iloc[-1]
+
+
+def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``sgd`` (with optional momentum), ``adam`` or ``adamw`` over ``params``."""
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             batch_size: int = 4096) -> dict[str, float]:
+    """Mean cross-entropy ``loss`` and accuracy ``acc`` of ``model`` on ``(x, y)``."""
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"need as many targets as inputs (and at least one): x {tuple(x.shape)}, "
+                         f"y {tuple(y.shape)}")
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for xb, yb in batches(x, y, batch_size, shuffle=False):
+        logits = model(xb)
+        loss += F.cross_entropy(logits, yb, reduction="sum")
+        correct += (logits.argmax(1) == yb).sum()
+    model.train(was_training)
+    n = x.shape[0]
+    return {"loss": loss.item() / n, "acc": correct.item() / n}
+
+
+def _epoch_generator(device: torch.device, seed: int, epoch: int) -> torch.Generator:
+    """The minibatch order of one epoch depends only on (seed, epoch): resumable, repeatable."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, batch_size: int = 60,
+        optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
+        eval_every: int | None = None, eval_test: bool = False, patience: int | None = None,
+        hooks: Iterable[Hook] = (), checkpoint: str | Path | None = None,
+        progress: bool = True, desc: str = "training") -> FitResult:
+    """Train ``model`` on ``data`` with cross-entropy and return its history.
+
+    Args:
+        epochs: passes over the training split.
+        batch_size: examples per step (60 in Frankle & Carbin's LeNet runs).
+        optimizer, lr, momentum, weight_decay: see :func:`make_optimizer`.
+        seed: fixes the minibatch order (the model's init comes from its own seed).
+        eval_every: evaluate every so many steps; default once per epoch.
+        eval_test: also evaluate on the test split at each evaluation.
+        patience: stop after this many evaluations without a better validation
+            accuracy; ``None`` trains all epochs (the best step is recorded anyway).
+        hooks: callables taking a :class:`StepContext`, run after every optimiser step.
+        checkpoint: a file to save the state to after each epoch; if it exists when
+            ``fit`` starts, training resumes from it.
+        progress: show a tqdm progress bar.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1):
+        raise ValueError(f"eval_every must be a positive int or None, got {eval_every!r}")
+    hooks = list(hooks)
+    device = data.device
+    opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
+    n_train = data.x_train.shape[0]
+    steps_per_epoch = -(-n_train // batch_size)
+    rows: list[dict] = []
+    start_epoch, stale, stopped = 0, 0, False
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rows, start_epoch, stale, stopped = state["rows"], state["epoch"], state["stale"], state["stopped"]
+
+    def record(step: int, train_loss: float) -> bool:
+        """Evaluate, append a row, and say whether validation accuracy improved."""
+        row = {"step": step, "epoch": step / steps_per_epoch, "train_loss": train_loss}
+        for split in ("val", "test") if eval_test else ("val",):
+            metrics = evaluate(model, *data.split(split))
+            row |= {f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]}
+        improved = not rows or row["val_acc"] > max(r["val_acc"] for r in rows)
+        rows.append(row)
+        return improved
+
+    if not rows:
+        record(0, float("nan"))
+    model.train()
+    step = start_epoch * steps_per_epoch
+    bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=desc, disable=not progress,
+               leave=False)
+    running, count = torch.zeros((), device=device), 0
+    for epoch in range(start_epoch, epochs):
+        if stopped:
+            break
+        gen = _epoch_generator(device, seed, epoch)
+        for xb, yb in batches(data.x_train, data.y_train, batch_size, generator=gen):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            running += loss.detach()
+            count += 1
+            bar.update()
+            for hook in hooks:
+                hook(StepContext(model, opt, step, epoch, loss))
+            end_of_epoch = step % steps_per_epoch == 0
+            if (eval_every and step % eval_every == 0) or (eval_every is None and end_of_epoch):
+                stale = 0 if record(step, running.item() / count) else stale + 1
+                running.zero_()
+                count = 0
+                bar.set_postfix(val_acc=f"{rows[-1]['val_acc']:.3f}")
+                if patience is not None and stale >= patience:
+                    stopped = True
+                    break
+        if checkpoint is not None:
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "rows": rows,
+                          "epoch": epoch + 1, "stale": stale, "stopped": stopped}, checkpoint)
+    bar.close()
+    history = pd.DataFrame(rows)
+    best = history.loc[history["val_acc"].idxmax()]
+    return FitResult(history=history, best_step=int(best["step"]), best_val_acc=float(best["val_acc"]),
+                     stopped_early=stopped)
