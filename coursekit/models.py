@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -112,7 +113,7 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, seed: int = 0
     (``width=`` for all but ``mlp``, which takes ``hidden=`` and ``activation=``).
 
     >>> m = build("lenet300_100", (1, 28, 28), 10, seed=0)
-    >>> sum(p.numel() for p in m.parameters())
+    >>> int(parameter_table(m)["entries"].sum())
     266610
     """
     if name not in MODELS:
@@ -125,6 +126,12 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, seed: int = 0
     return model.to(device) if device is not None else model
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of scalar parameters."""
-    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_table(model: nn.Module) -> pd.DataFrame:
+    """One row per parameter tensor: name, shape, number of entries and share of the total."""
+    rows = [{"parameter": name, "shape": tuple(p.shape), "entries": p.numel()}
+            for name, p in model.named_parameters()]
+    table = pd.DataFrame(rows).set_index("parameter")
+    table["share"] = (table["entries"] / table["entries"].sum()).round(4)
+    return table

@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 import coursekit
@@ -90,6 +91,23 @@ def preset(table: Mapping[str, T], scale: str | None = None) -> T:
     return table[resolve_scale(scale)]
 
 
+def settings_for(table: Mapping[str, T], scale: str | None = None, **overrides) -> T:
+    """The scale's preset settings (a frozen dataclass) with the non-``None`` overrides applied.
+
+    Notebook parameters default to ``None`` ("take the scale's value"), so
+    ``settings_for(PRESETS, SCALE, epochs=EPOCHS)`` gives the preset unless the
+    notebook (or papermill) set ``EPOCHS``.
+    """
+    base = preset(table, scale)
+    if not is_dataclass(base):
+        raise ValueError(f"preset entries must be dataclasses, got {type(base).__name__}")
+    known = {f.name for f in fields(base)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; {type(base).__name__} has {sorted(known)}")
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and PyTorch's generators (all devices)."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -118,11 +136,14 @@ def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
           verbose: bool = True) -> Runtime:
     """Resolve scale and device, seed everything, and print one line saying so.
 
+    Also lets pandas show table cells whole (titles, paper lists).
+
     The first code cell of every notebook calls this with its ``SCALE`` and ``SEED``
     parameters.
     """
     rt = Runtime(device=get_device(device), scale=resolve_scale(scale), seed=seed)
     seed_everything(seed)
+    pd.set_option("display.max_colwidth", 120)  # titles and paper lists are read whole
     if verbose:
         print(rt.describe())
     return rt

@@ -1,0 +1,123 @@
+"""The ``coursekit`` command: list topics, run notebooks, build the course, manage data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from coursekit import data
+from coursekit.runtime import SCALES
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from coursekit.course import topics
+
+    table = topics()
+    table["available"] = table["available"].map({True: "yes", False: "planned"})
+    print(table[["title", "slides", "notebook", "available"]].to_string())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from coursekit.notebooks import run
+
+    params = dict(args.param or [])
+    out = run(args.notebook, args.output, args.scale, params, timeout=args.timeout)
+    print(f"executed {args.notebook} at {args.scale} scale → {out}")
+    return 0
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    from coursekit.notebooks import build_course
+
+    report = build_course(args.scale, args.output)
+    print(report.to_string(index=False))
+    return 0 if (report["status"] == "ok").all() else 1
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    names = args.names or list(data.DATASETS)
+    for name in names:
+        if name not in data.DATASETS:
+            raise ValueError(f"unknown data set {name!r}; expected one of {data.DATASETS}")
+    if args.action == "fetch":
+        required = set(args.names or ["fashion_mnist", "mnist1d", "digits"])
+        for name in names:
+            try:
+                print(f"{name:14s} {data.ensure(name, allow_download=not args.no_download)}")
+            except FileNotFoundError as err:
+                if name in required:
+                    raise
+                print(f"{name:14s} not available: {err}")
+        return 0
+    for name in names:
+        if name in data.IDX_SOURCES:
+            how = (f"run `coursekit data fetch {name}`" if data.IDX_SOURCES[name].sha256
+                   else f"place its IDX files in {data.REPO_DATA / name}")
+            print(f"{name:14s} {data.locate(name) or 'missing: ' + how}")
+        else:
+            print(f"{name:14s} {data.ensure(name)}")
+    return 0
+
+
+def _param(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"parameter {text!r} must look like NAME=VALUE")
+    import ast
+
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="coursekit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="the course's topics and their notebooks").set_defaults(func=_cmd_list)
+
+    r = sub.add_parser("run", help="execute a notebook with papermill at a scale")
+    r.add_argument("notebook", help="path to a .ipynb file")
+    r.add_argument("--scale", choices=SCALES, default="ci", help="size of the experiment (default: ci)")
+    r.add_argument("-o", "--output", help="where the executed copy goes (default: build/SCALE/NAME)")
+    r.add_argument("-p", "--param", action="append", type=_param, metavar="NAME=VALUE",
+                   help="another parameter for the notebook's parameters cell (repeatable)")
+    r.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("course", help="execute every lecture and render HTML into build/")
+    c.add_argument("--scale", choices=SCALES, default="ci")
+    c.add_argument("-o", "--output", default="build", help="output folder (default: build)")
+    c.set_defaults(func=_cmd_course)
+
+    d = sub.add_parser("data", help="where the data sets are; fetch them")
+    d.add_argument("action", choices=("where", "fetch"))
+    d.add_argument("names", nargs="*", metavar="NAME", help=f"data sets (default: all of {data.DATASETS})")
+    d.add_argument("--no-download", action="store_true", help="never download, only find or install")
+    d.set_defaults(func=_cmd_data)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"coursekit: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Running, checking and rendering the course's notebooks.
+
+* :func:`run` executes a notebook with papermill at a scale (its ``parameters``
+  cell receives ``SCALE``), in the notebook's own folder, into an executed copy.
+* :func:`problems` lists what breaks the notebook contract of ``DESIGN.md``
+  (committed outputs, no ``parameters`` cell).
+* :func:`build_course` executes every lecture into ``build/<scale>/`` and renders HTML.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+from tqdm.auto import tqdm
+
+from coursekit.course import lecture_notebooks
+from coursekit.runtime import SCALES
+
+
+def _read(path: str | Path) -> nbformat.NotebookNode:
+    path = Path(path)
+    if path.suffix != ".ipynb":
+        raise ValueError(f"{path} is not a notebook; expected a .ipynb file")
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook {path} does not exist")
+    return nbformat.read(path, as_version=4)
+
+
+def problems(path: str | Path) -> list[str]:
+    """What in the notebook at ``path`` breaks the course's notebook contract (empty: none)."""
+    nb = _read(path)
+    found = []
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    dirty = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count")]
+    if dirty:
+        found.append(f"code cells {dirty} carry outputs or execution counts (commit without outputs)")
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    if len(params) != 1:
+        found.append(f"needs exactly one cell tagged 'parameters', found {len(params)}")
+    elif "SCALE" not in params[0].source or "SEED" not in params[0].source:
+        found.append("the parameters cell must define SCALE and SEED")
+    if not nb.cells or nb.cells[0].cell_type != "markdown" or not nb.cells[0].source.startswith("# "):
+        found.append("the first cell must be a markdown cell opening with a '# ' title")
+    return found
+
+
+def run(path: str | Path, out: str | Path | None = None, scale: str = "ci",
+        parameters: Mapping[str, Any] | None = None, timeout: int | None = None) -> Path:
+    """Execute the notebook at ``path`` with papermill at ``scale``; return the executed copy.
+
+    The copy goes to ``out`` (default: ``build/<scale>/<name>``) and the kernel runs in
+    the notebook's folder. ``timeout`` (seconds) limits each cell.
+    """
+    import papermill
+
+    path = Path(path)
+    _read(path)
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+    out = Path(out) if out is not None else Path("build") / scale / path.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(path), str(out), parameters={"SCALE": scale, **(parameters or {})},
+                               cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
+                               kernel_name="python3")
+    return out
+
+
+def to_html(path: str | Path, out: str | Path | None = None) -> Path:
+    """Render the notebook at ``path`` (usually an executed copy) as standalone HTML."""
+    from nbconvert import HTMLExporter
+
+    path = Path(path)
+    out = Path(out) if out is not None else path.with_suffix(".html")
+    body, _ = HTMLExporter().from_notebook_node(_read(path))
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def build_course(scale: str = "ci", out_dir: str | Path = "build",
+                 notebooks: Iterable[Path] | None = None) -> pd.DataFrame:
+    """Execute every lecture at ``scale`` into ``out_dir/<scale>/`` and render each as HTML.
+
+    A failing notebook does not stop the build: its row says so and its partial
+    copy is still rendered. Returns one row per notebook (seconds, status, html).
+    """
+    target = Path(out_dir) / scale
+    rows = []
+    for nb in tqdm(list(notebooks or lecture_notebooks()), desc=f"course at {scale} scale"):
+        start, status = time.perf_counter(), "ok"
+        executed = target / nb.name
+        try:
+            run(nb, executed, scale)
+        except Exception as err:  # papermill raises PapermillExecutionError and kernel errors
+            status = f"failed: {type(err).__name__}: {str(err).strip().splitlines()[-1][:200]}"
+        html = to_html(executed) if executed.is_file() else None
+        rows.append({"notebook": nb.name, "seconds": round(time.perf_counter() - start, 1),
+                     "status": status, "html": str(html) if html else None})
+    return pd.DataFrame(rows)
