@@ -28,8 +28,12 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	@$(BIN)/coursekit data fetch
 
+# JupyterLab refuses to run as root unless told; containers and CI often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab lectures/00_index.ipynb $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	  --LabApp.default_url=/lab/tree/lectures/00_index.ipynb $(ROOT_FLAG) $(LAB_ARGS)
 
 test: setup
 	@start=$$(date +%s); \

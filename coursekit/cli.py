@@ -37,6 +37,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from coursekit.notebooks import record_expected, run
+
+    for notebook in args.notebooks:
+        out = run(notebook, None, "ci")
+        print(f"{notebook}: expected outputs → {record_expected(out, notebook)}")
+    return 0
+
+
 def _cmd_course(args: argparse.Namespace) -> int:
     from coursekit.notebooks import build_course
 
@@ -101,6 +110,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--scale", choices=SCALES, default="ci")
     c.add_argument("-o", "--output", default="build", help="output folder (default: build)")
     c.set_defaults(func=_cmd_course)
+
+    e = sub.add_parser("record-outputs", help="run notebooks at ci scale and record the outputs "
+                       "of their '# NBVAL_CHECK_OUTPUT' cells as nbval's expected outputs")
+    e.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    e.set_defaults(func=_cmd_record)
 
     d = sub.add_parser("data", help="where the data sets are; fetch them")
     d.add_argument("action", choices=("where", "fetch"))

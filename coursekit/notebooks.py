@@ -5,10 +5,15 @@
 * :func:`problems` lists what breaks the notebook contract of ``DESIGN.md``
   (committed outputs, no ``parameters`` cell).
 * :func:`build_course` executes every lecture into ``build/<scale>/`` and renders HTML.
+* :func:`record_expected` / :func:`expected_outputs`: notebooks are committed
+  without outputs, so the expected outputs of cells marked ``# NBVAL_CHECK_OUTPUT``
+  live beside the tests (``tests/expected_outputs/<name>.json``, keyed by cell id);
+  the root ``conftest.py`` hands them to nbval.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,8 +23,12 @@ import nbformat
 import pandas as pd
 from tqdm.auto import tqdm
 
-from coursekit.course import lecture_notebooks
+from coursekit.course import REPO, lecture_notebooks
 from coursekit.runtime import SCALES
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+EXPECTED_DIR = REPO / "tests" / "expected_outputs"
+_VOLATILE = ("image/png", "image/jpeg", "application/vnd.jupyter.widget-view+json")
 
 
 def _read(path: str | Path) -> nbformat.NotebookNode:
@@ -101,3 +110,36 @@ def build_course(scale: str = "ci", out_dir: str | Path = "build",
         rows.append({"notebook": nb.name, "seconds": round(time.perf_counter() - start, 1),
                      "status": status, "html": str(html) if html else None})
     return pd.DataFrame(rows)
+
+
+def checked_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """The code cells whose output nbval compares (marked ``# NBVAL_CHECK_OUTPUT``)."""
+    return [c for c in nb.cells if c.cell_type == "code" and CHECK_MARK in c.source]
+
+
+def _stable(output: dict) -> dict:
+    output = {k: v for k, v in output.items() if k not in ("execution_count", "metadata")}
+    if "data" in output:
+        output["data"] = {k: v for k, v in output["data"].items() if k not in _VOLATILE}
+    return output
+
+
+def record_expected(executed: str | Path, notebook: str | Path | None = None,
+                    store: str | Path = EXPECTED_DIR) -> Path:
+    """Save the outputs of the checked cells of an executed notebook as the expected ones.
+
+    ``notebook`` names the committed notebook they belong to (default: same file name).
+    """
+    nb = _read(executed)
+    name = Path(notebook or executed).stem
+    expected = {c.id: [_stable(o) for o in c.outputs] for c in checked_cells(nb)}
+    path = Path(store) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def expected_outputs(notebook: str | Path, store: str | Path = EXPECTED_DIR) -> dict[str, list]:
+    """Cell id → expected outputs recorded for ``notebook`` (empty when none were)."""
+    path = Path(store) / f"{Path(notebook).stem}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

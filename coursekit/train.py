@@ -118,7 +118,8 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         batch_size: examples per step (60 in Frankle & Carbin's LeNet runs).
         optimizer, lr, momentum, weight_decay: see :func:`make_optimizer`.
         seed: fixes the minibatch order (the model's init comes from its own seed).
-        eval_every: evaluate every so many steps; default once per epoch.
+        eval_every: evaluate every so many steps; default once per epoch. The last
+            step is always evaluated, so the last row describes the trained model.
         eval_test: also evaluate on the test split at each evaluation.
         patience: stop after this many evaluations without a better validation
             accuracy; ``None`` trains all epochs (the best step is recorded anyway).
@@ -178,7 +179,8 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
             for hook in hooks:
                 hook(StepContext(model, opt, step, epoch, loss))
             end_of_epoch = step % steps_per_epoch == 0
-            if (eval_every and step % eval_every == 0) or (eval_every is None and end_of_epoch):
+            last_step = step == epochs * steps_per_epoch
+            if last_step or (eval_every and step % eval_every == 0) or (eval_every is None and end_of_epoch):
                 stale = 0 if record(step, running.item() / count) else stale + 1
                 running.zero_()
                 count = 0

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from coursekit import models
+
+SHAPES = {"lenet300_100": (1, 28, 28), "conv2": (1, 28, 28), "conv4": (1, 28, 28),
+          "cnn1d": (1, 40), "mlp": (1, 8, 8)}
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_every_model_maps_inputs_to_logits(name):
+    model = models.build(name, SHAPES[name], 10, seed=0)
+    assert model(torch.zeros(3, *SHAPES[name])).shape == (3, 10)
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_seed_fixes_the_weights_and_leaves_global_rng_alone(name):
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = models.build(name, SHAPES[name], 10, seed=1)
+    assert torch.equal(torch.rand(1), expected_next)
+    b = models.build(name, SHAPES[name], 10, seed=1)
+    c = models.build(name, SHAPES[name], 10, seed=2)
+    for (_, pa), (_, pb), (_, pc) in zip(a.named_parameters(), b.named_parameters(),
+                                         c.named_parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters(), strict=True))
+
+
+def test_lenet_has_the_papers_layer_sizes():
+    table = models.parameter_table(models.build("lenet300_100", (1, 28, 28), 10))
+    assert table["entries"].sum() == 266_610
+    assert table.loc["1.weight", "shape"] == (300, 784)
+    assert abs(table["share"].sum() - 1) < 1e-3
+
+
+def test_width_scales_hidden_layers():
+    half = models.build("lenet300_100", (1, 28, 28), 10, width=0.5)
+    assert models.parameter_table(half).loc["1.weight", "shape"] == (150, 784)
+
+
+def test_build_moves_to_device():
+    model = models.build("mlp", (4,), 3, device="cpu", hidden=(5,), activation="tanh")
+    assert next(model.parameters()).device.type == "cpu"
+    assert isinstance(model[2], torch.nn.Tanh)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"name": "resnet"}, "unknown model 'resnet'"),
+    ({"name": "conv2", "input_shape": (1, 40)}, r"need images of shape \(C, H, W\)"),
+    ({"name": "cnn1d", "input_shape": (1, 28, 28)}, r"sequences of shape \(C, L\)"),
+    ({"name": "conv4", "input_shape": (1, 3, 3)}, "too small"),
+    ({"name": "mlp", "activation": "gelu"}, "unknown activation 'gelu'"),
+    ({"name": "lenet300_100", "width": 0}, "width must be a positive"),
+    ({"name": "mlp", "num_classes": 1}, "at least 2"),
+])
+def test_bad_model_requests(kwargs, message):
+    args = {"input_shape": (1, 28, 28), "num_classes": 10} | kwargs
+    with pytest.raises(ValueError, match=message):
+        models.build(args.pop("name"), **args)

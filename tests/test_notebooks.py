@@ -1,0 +1,94 @@
+"""The notebook contract of DESIGN.md, and the papermill runner behind `coursekit run`."""
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from coursekit import cli, notebooks
+from coursekit.course import LABS, LECTURES, REPO
+
+ALL_NOTEBOOKS = sorted(LECTURES.glob("*.ipynb")) + sorted(LABS.glob("*/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_committed_notebook_keeps_the_contract(path):
+    assert notebooks.problems(path) == []
+
+
+@pytest.mark.parametrize("path", sorted(LECTURES.glob("*.ipynb")), ids=lambda p: p.name)
+def test_lecture_has_the_template(path):
+    """Learning goals, a widget, what to take away, exercises, and assert cells."""
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    for needed in ("Learning goals", "What to take away", "Exercises", "widgets.", "assert "):
+        assert needed in text, f"{path.name} lacks {needed!r}"
+    assert any("slideshow" in c.metadata for c in nb.cells), "no slide metadata"
+
+
+def _notebook(tmp_path, *cells, params=True, name="nb.ipynb"):
+    nb = new_notebook(cells=[new_markdown_cell("# Title")])
+    if params:
+        p = new_code_cell("SCALE = None\nSEED = 0")
+        p.metadata["tags"] = ["parameters"]
+        nb.cells.append(p)
+    nb.cells += [new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / name
+    nbformat.write(nb, path)
+    return path
+
+
+def test_problems_finds_outputs_and_missing_parameters(tmp_path):
+    path = _notebook(tmp_path, "1 + 1", params=False)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="2")]
+    nbformat.write(nb, path)
+    found = notebooks.problems(path)
+    assert any("outputs" in f for f in found) and any("parameters" in f for f in found)
+
+
+def test_run_injects_scale_and_writes_an_executed_copy(tmp_path):
+    path = _notebook(tmp_path, "print('scale is', SCALE)")
+    out = notebooks.run(path, tmp_path / "out" / "nb.ipynb", scale="cpu")
+    text = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells
+                   for o in c.get("outputs", []))
+    assert "scale is cpu" in text
+    assert notebooks.to_html(out).read_text().count("scale is cpu") >= 1
+
+
+def test_build_course_reports_a_failing_notebook_and_goes_on(tmp_path):
+    good = _notebook(tmp_path, "x = 1", name="a.ipynb")
+    bad = _notebook(tmp_path, "raise RuntimeError('boom')", name="b.ipynb")
+    report = notebooks.build_course("ci", tmp_path / "build", notebooks=[good, bad])
+    assert list(report["status"].str[:6]) == ["ok", "failed"]
+    assert "boom" in report["status"].iloc[1]
+    assert (tmp_path / "build" / "ci" / "a.html").is_file()
+    assert (tmp_path / "build" / "ci" / "b.html").is_file()  # the partial copy is kept
+
+
+@pytest.mark.slow
+def test_coursekit_run_executes_the_index(tmp_path, capsys):
+    """Acceptance: `coursekit run lectures/00_index.ipynb --scale ci` writes an executed copy."""
+    out = tmp_path / "00_index.ipynb"
+    assert cli.main(["run", str(LECTURES / "00_index.ipynb"), "--scale", "ci", "-o", str(out)]) == 0
+    executed = nbformat.read(out, as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code)
+    assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+
+
+@pytest.mark.parametrize("path", sorted(LECTURES.glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_checked_cell_has_a_recorded_expected_output(path):
+    nb = nbformat.read(path, as_version=4)
+    expected = notebooks.expected_outputs(path)
+    missing = [c.id for c in notebooks.checked_cells(nb) if c.id not in expected]
+    assert not missing, f"run `coursekit record-outputs {path.relative_to(REPO)}`"
+
+
+def test_record_expected_keeps_text_and_drops_volatile_parts(tmp_path):
+    path = _notebook(tmp_path, "# NBVAL_CHECK_OUTPUT\nprint(6 * 7)", "print('unchecked')")
+    out = notebooks.run(path, tmp_path / "executed.ipynb")
+    store = notebooks.record_expected(out, path, store=tmp_path / "expected").parent
+    expected = notebooks.expected_outputs(path, store=store)
+    (cell_id, outputs), = expected.items()
+    assert outputs == [{"name": "stdout", "output_type": "stream", "text": "42\n"}]

@@ -1,0 +1,83 @@
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from coursekit import runtime
+
+
+def test_device_automatic_and_explicit():
+    assert runtime.get_device("cpu") == torch.device("cpu")
+    auto = runtime.get_device()
+    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
+
+
+@pytest.mark.parametrize("bad", ["tpu", "gpu", 3, "cuda:x"])
+def test_unknown_device_is_refused(bad):
+    with pytest.raises(ValueError, match="expected one of"):
+        runtime.get_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_named():
+    with pytest.raises(ValueError, match="'cuda' is not available"):
+        runtime.get_device("cuda")
+
+
+def test_scale_from_argument_then_environment_then_hardware(monkeypatch):
+    monkeypatch.setenv(runtime.SCALE_ENV, "cpu")
+    assert runtime.resolve_scale("gpu") == "gpu"
+    assert runtime.resolve_scale() == "cpu"
+    monkeypatch.delenv(runtime.SCALE_ENV)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.resolve_scale() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.resolve_scale() == "gpu"
+
+
+def test_bad_scale_names_its_source(monkeypatch):
+    with pytest.raises(ValueError, match=r"'huge' \(from argument\).*'ci', 'cpu', 'gpu'"):
+        runtime.resolve_scale("huge")
+    monkeypatch.setenv(runtime.SCALE_ENV, "tiny")
+    with pytest.raises(ValueError, match=r"COURSEKIT_SCALE"):
+        runtime.resolve_scale()
+
+
+def test_preset_needs_every_scale():
+    assert runtime.preset({"ci": 1, "cpu": 2, "gpu": 3}, "cpu") == 2
+    with pytest.raises(ValueError, match="lacks scales"):
+        runtime.preset({"ci": 1}, "ci")
+
+
+@dataclass(frozen=True)
+class _Knobs:
+    epochs: int
+    lr: float = 0.1
+
+
+def test_settings_for_applies_only_given_overrides():
+    table = {"ci": _Knobs(1), "cpu": _Knobs(5), "gpu": _Knobs(50)}
+    assert runtime.settings_for(table, "cpu", epochs=None, lr=0.5) == _Knobs(5, 0.5)
+    with pytest.raises(ValueError, match="unknown settings"):
+        runtime.settings_for(table, "ci", epoch=3)
+
+
+def test_seed_everything_repeats_all_generators():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    runtime.seed_everything(7)
+    first = draw()
+    runtime.seed_everything(7)
+    assert draw() == first
+    with pytest.raises(ValueError, match="non-negative int"):
+        runtime.seed_everything(-1)
+
+
+def test_setup_prints_one_line(capsys):
+    rt = runtime.setup("ci", seed=3, device="cpu")
+    line = capsys.readouterr().out.strip()
+    assert rt.scale == "ci" and rt.seed == 3
+    assert "\n" not in line and "scale ci" in line and f"torch {torch.__version__}" in line

@@ -1,0 +1,102 @@
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from coursekit import models, train
+
+
+def _mlp(ds, seed=0):
+    return models.build("mlp", ds.input_shape, ds.num_classes, seed=seed, hidden=(32,))
+
+
+def test_fit_learns_digits(digits):
+    result = train.fit(_mlp(digits), digits, epochs=5, lr=0.1, batch_size=32, progress=False,
+                       eval_test=True)
+    hist = result.history
+    assert list(hist.columns) == ["step", "epoch", "train_loss", "val_loss", "val_acc",
+                                  "test_loss", "test_acc"]
+    assert hist["step"].iloc[0] == 0 and len(hist) == 6
+    assert hist["val_acc"].iloc[-1] > 0.85 > hist["val_acc"].iloc[0]
+    assert result.best_val_acc == hist["val_acc"].max()
+    assert hist.loc[hist["step"] == result.best_step, "val_acc"].item() == result.best_val_acc
+
+
+def test_same_seed_same_history(digits):
+    """Acceptance: the same seed gives the same history DataFrame on CPU."""
+    runs = [train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=1e-2, seed=4,
+                      progress=False).history for _ in range(2)]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    other = train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=1e-2, seed=5,
+                      progress=False).history
+    assert not other.equals(runs[0])  # the seed sets the minibatch order
+
+
+def test_hooks_run_after_every_step(digits):
+    seen = []
+    train.fit(_mlp(digits), digits, epochs=2, batch_size=100, progress=False,
+              hooks=[lambda ctx: seen.append((ctx.step, ctx.epoch, ctx.loss.ndim))])
+    steps = -(-len(digits.y_train) // 100)
+    assert [s for s, _, _ in seen] == list(range(1, 2 * steps + 1))
+    assert {e for _, e, _ in seen} == {0, 1} and {d for _, _, d in seen} == {0}
+
+
+def test_hook_can_constrain_weights(digits):
+    """A hook that zeroes a weight after each step keeps it zero through training."""
+    model = _mlp(digits)
+    w = model[1].weight
+
+    def zero_first_row(ctx):
+        with torch.no_grad():
+            w[0].zero_()
+
+    train.fit(model, digits, epochs=1, optimizer="sgd", momentum=0.9, progress=False,
+              hooks=[zero_first_row])
+    assert torch.count_nonzero(w[0]) == 0
+
+
+def test_eval_every_and_epoch_column(digits):
+    hist = train.fit(_mlp(digits), digits, epochs=1, batch_size=100, eval_every=3,
+                     progress=False).history
+    assert list(hist["step"]) == [0, 3, 6, 9, 11]  # the last step is always evaluated
+    assert hist["epoch"].iloc[1] == pytest.approx(3 / 11)
+
+
+def test_resume_from_checkpoint_gives_the_same_history(digits, tmp_path):
+    full = train.fit(_mlp(digits), digits, epochs=4, optimizer="adam", lr=1e-2, seed=1,
+                     progress=False)
+    ckpt = tmp_path / "run.pt"
+    train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=1e-2, seed=1, progress=False,
+              checkpoint=ckpt)  # "interrupted" after two epochs
+    resumed_model = _mlp(digits, seed=99)  # whatever it holds, the checkpoint replaces it
+    resumed = train.fit(resumed_model, digits, epochs=4, optimizer="adam", lr=1e-2, seed=1,
+                        progress=False, checkpoint=ckpt)
+    pd.testing.assert_frame_equal(resumed.history, full.history)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_patience_stops_early(digits):
+    result = train.fit(_mlp(digits), digits, epochs=50, lr=1e-6, batch_size=500, eval_every=1,
+                       patience=2, progress=False)
+    assert result.stopped_early and len(result.history) < 10
+
+
+def test_evaluate_matches_cross_entropy(digits):
+    model = _mlp(digits)
+    metrics = train.evaluate(model, digits.x_val, digits.y_val, batch_size=50)
+    with torch.no_grad():
+        logits = model(digits.x_val)
+    assert metrics["loss"] == pytest.approx(F.cross_entropy(logits, digits.y_val).item(), rel=1e-5)
+    assert metrics["acc"] == pytest.approx((logits.argmax(1) == digits.y_val).float().mean().item())
+    assert model.training  # evaluate restores the mode
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"epochs": 0}, "epochs must be a positive int"),
+    ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'.*adamw"),
+    ({"lr": 0}, "lr must be positive"),
+    ({"eval_every": 0}, "eval_every"),
+])
+def test_bad_arguments(digits, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train.fit(_mlp(digits), digits, progress=False, **kwargs)
