@@ -64,10 +64,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
         for name in names:
             try:
                 print(f"{name:14s} {data.ensure(name, allow_download=not args.no_download)}")
-            except FileNotFoundError as err:
+            except FileNotFoundError:
                 if name in required:
                     raise
-                print(f"{name:14s} not available: {err}")
+                print(f"{name:14s} not present (optional; see data/README.md)")
         return 0
     for name in names:
         if name in data.IDX_SOURCES:

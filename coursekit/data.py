@@ -221,11 +221,11 @@ def _mnist1d_cache(num_samples: int = MNIST1D_SAMPLES, seed: int = 42) -> Path:
 
     args = get_dataset_args()
     args.num_samples, args.seed = num_samples, seed
-    state = np.random.get_state()  # make_dataset reseeds NumPy's global generator
+    state = np.random.get_state()  # noqa: NPY002 -- make_dataset reseeds the global generator
     try:
         d = make_dataset(args)
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, x=d["x"], y=d["y"], x_test=d["x_test"], y_test=d["y_test"])

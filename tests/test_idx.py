@@ -55,7 +55,7 @@ def test_corrupted_download_is_refused_and_not_kept(http_dir, tmp_path):
     expected = idx.payload_sha256(good)
     idx.write_idx(served / "bad.gz", np.arange(1, 101, dtype=np.uint8))  # same size, other bytes
     out = tmp_path / "out"
-    with pytest.raises(idx.ChecksumError, match="SHA-256 .* expected"):
+    with pytest.raises(idx.ChecksumError, match=r"SHA-256 .* expected"):
         idx.download(url + "bad.gz", out / "bad.gz", expected)
     assert list(out.iterdir()) == []  # neither the file nor a partial download is left
 

@@ -90,5 +90,5 @@ def test_record_expected_keeps_text_and_drops_volatile_parts(tmp_path):
     out = notebooks.run(path, tmp_path / "executed.ipynb")
     store = notebooks.record_expected(out, path, store=tmp_path / "expected").parent
     expected = notebooks.expected_outputs(path, store=store)
-    (cell_id, outputs), = expected.items()
+    (outputs,) = expected.values()
     assert outputs == [{"name": "stdout", "output_type": "stream", "text": "42\n"}]

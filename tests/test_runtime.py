@@ -66,7 +66,7 @@ def test_settings_for_applies_only_given_overrides():
 
 def test_seed_everything_repeats_all_generators():
     def draw():
-        return random.random(), np.random.rand(), torch.rand(1).item()
+        return random.random(), np.random.rand(), torch.rand(1).item()  # noqa: NPY002
 
     runtime.seed_everything(7)
     first = draw()
