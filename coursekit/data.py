@@ -165,14 +165,14 @@ def download_idx(source: IdxSource, dest: Path, mirrors: tuple[str, ...] | None 
 
 
 def _apt_install(package: str) -> bool:
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    """Install a Debian package when running as root with apt; say whether it worked."""
+    if getattr(os, "geteuid", lambda: -1)() != 0 or shutil.which("apt-get") is None:
         return False
-    for command in (["apt-get", "install", "-y", "-q", package], ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", package]):
-        ok = subprocess.run(command, capture_output=True).returncode == 0
-        if ok and command[1] == "install":
-            return True
-    return False
+    install = ["apt-get", "install", "-y", "-q", package]
+    if subprocess.run(install, capture_output=True).returncode == 0:
+        return True
+    subprocess.run(["apt-get", "update", "-q"], capture_output=True)  # a new machine has no lists
+    return subprocess.run(install, capture_output=True).returncode == 0
 
 
 def ensure(name: str, allow_apt: bool = True, allow_download: bool = True) -> Path:
