@@ -109,7 +109,22 @@ def build_course(scale: str = "ci", out_dir: str | Path = "build",
         html = to_html(executed) if executed.is_file() else None
         rows.append({"notebook": nb.name, "seconds": round(time.perf_counter() - start, 1),
                      "status": status, "html": str(html) if html else None})
-    return pd.DataFrame(rows)
+    report = pd.DataFrame(rows)
+    _write_index(report, target / "index.html", scale)
+    return report
+
+
+def _write_index(report: pd.DataFrame, path: Path, scale: str) -> None:
+    """A landing page linking every rendered notebook, with its run time and status."""
+    items = "\n".join(
+        f'<tr><td><a href="{Path(r.html).name}">{r.notebook}</a></td><td>{r.seconds}</td>'
+        f"<td>{r.status}</td></tr>" if r.html else
+        f"<tr><td>{r.notebook}</td><td>{r.seconds}</td><td>{r.status}</td></tr>"
+        for r in report.itertuples())
+    path.write_text(f"<!doctype html><meta charset='utf-8'><title>coursekit ({scale})</title>"
+                    f"<h1>Network pruning and the Lottery Ticket Hypothesis — {scale} scale</h1>"
+                    f"<table><tr><th>notebook</th><th>seconds</th><th>status</th></tr>{items}</table>\n",
+                    encoding="utf-8")
 
 
 def checked_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:

@@ -64,6 +64,8 @@ def test_build_course_reports_a_failing_notebook_and_goes_on(tmp_path):
     assert "boom" in report["status"].iloc[1]
     assert (tmp_path / "build" / "ci" / "a.html").is_file()
     assert (tmp_path / "build" / "ci" / "b.html").is_file()  # the partial copy is kept
+    index = (tmp_path / "build" / "ci" / "index.html").read_text()
+    assert 'href="a.html"' in index and "boom" in index
 
 
 @pytest.mark.slow
