@@ -24,11 +24,6 @@ METRIC_LABELS = {
 }
 
 
-def use_theme() -> None:
-    """Apply the course's seaborn theme globally (the plot functions apply it themselves)."""
-    sns.set_theme(**STYLE)
-
-
 @contextmanager
 def _styled():
     with sns.axes_style(STYLE["style"]), sns.plotting_context(STYLE["context"]), \

@@ -95,6 +95,29 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return {"loss": loss.item() / n, "acc": correct.item() / n}
 
 
+def _check_compatible(model: nn.Module, data: Dataset) -> None:
+    """Fail early, in words, when the model and the data cannot work together."""
+    param = next(model.parameters(), None)
+    if param is None:
+        raise ValueError("the model has no parameters to train")
+    if param.device != data.device:
+        raise ValueError(f"the model is on {param.device} but the data on {data.device}; build the "
+                         f"model with device=data.device (or move it with .to)")
+    was_training = model.training
+    model.eval()  # a probe, not a step: BatchNorm statistics stay as they are
+    try:
+        with torch.no_grad():
+            logits = model(data.x_train[:2])
+    except RuntimeError as err:
+        raise ValueError(f"the model does not accept inputs of shape {data.input_shape} "
+                         f"from {data.name!r}: {err}") from err
+    finally:
+        model.train(was_training)
+    if logits.shape != (min(2, len(data.y_train)), data.num_classes):
+        raise ValueError(f"the model outputs shape {tuple(logits.shape[1:])} per example but "
+                         f"{data.name!r} has {data.num_classes} classes")
+
+
 def _epoch_generator(device: torch.device, seed: int, epoch: int) -> torch.Generator:
     """The minibatch order of one epoch depends only on (seed, epoch): resumable, repeatable."""
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
@@ -134,6 +157,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         raise ValueError(f"eval_every must be a positive int or None, got {eval_every!r}")
     hooks = list(hooks)
     device = data.device
+    _check_compatible(model, data)
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
     n_train = data.x_train.shape[0]
     steps_per_epoch = -(-n_train // batch_size)

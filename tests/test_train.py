@@ -100,3 +100,12 @@ def test_evaluate_matches_cross_entropy(digits):
 def test_bad_arguments(digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
         train.fit(_mlp(digits), digits, progress=False, **kwargs)
+
+
+def test_model_and_data_that_do_not_fit_together(digits):
+    lenet = models.build("lenet300_100", (1, 28, 28), 10)
+    with pytest.raises(ValueError, match=r"does not accept inputs of shape \(1, 8, 8\) from 'digits'"):
+        train.fit(lenet, digits, progress=False)
+    three_classes = models.build("mlp", digits.input_shape, 3)
+    with pytest.raises(ValueError, match="outputs shape .3,. per example but 'digits' has 10 classes"):
+        train.fit(three_classes, digits, progress=False)
