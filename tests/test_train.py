@@ -107,5 +107,5 @@ def test_model_and_data_that_do_not_fit_together(digits):
     with pytest.raises(ValueError, match=r"does not accept inputs of shape \(1, 8, 8\) from 'digits'"):
         train.fit(lenet, digits, progress=False)
     three_classes = models.build("mlp", digits.input_shape, 3)
-    with pytest.raises(ValueError, match="outputs shape .3,. per example but 'digits' has 10 classes"):
+    with pytest.raises(ValueError, match=r"outputs shape \(3,\) per example but 'digits' has 10 classes"):
         train.fit(three_classes, digits, progress=False)
