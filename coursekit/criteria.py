@@ -1,0 +1,104 @@
+"""Mask criteria of Zhou et al. 2019, "Deconstructing Lottery Tickets", registered by name.
+
+A criterion scores every weight from its value at initialisation ``w_init`` and
+after training ``w_final`` (same shape); :func:`coursekit.pruning.mask_from_scores`
+keeps the highest scores. Frankle & Carbin's lottery tickets use ``large_final``.
+
+>>> w_i, w_f = torch.tensor([1.0, -0.1, 0.5]), torch.tensor([0.2, -2.0, 0.6])
+>>> score("movement", w_i, w_f)
+tensor([0.8000, 1.9000, 0.1000])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+
+Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], torch.Tensor]
+CRITERIA: dict[str, Criterion] = {}
+
+
+def register(name: str) -> Callable[[Criterion], Criterion]:
+    def add(fn: Criterion) -> Criterion:
+        CRITERIA[name] = fn
+        return fn
+    return add
+
+
+@register("large_final")
+def large_final(w_init, w_final, generator=None):
+    """Keep weights large after training, |w_f| (Han et al. 2015; the lottery ticket criterion)."""
+    return w_final.abs()
+
+
+@register("small_final")
+def small_final(w_init, w_final, generator=None):
+    """Keep weights small after training, −|w_f| (a control: expected to be poor)."""
+    return -w_final.abs()
+
+
+@register("large_init")
+def large_init(w_init, w_final, generator=None):
+    """Keep weights large at initialisation, |w_i|: a mask chosen before any training."""
+    return w_init.abs()
+
+
+@register("small_init")
+def small_init(w_init, w_final, generator=None):
+    """Keep weights small at initialisation, −|w_i|."""
+    return -w_init.abs()
+
+
+@register("large_init_large_final")
+def large_init_large_final(w_init, w_final, generator=None):
+    """Keep weights large at both ends, min(|w_i|, |w_f|): above one threshold twice."""
+    return torch.minimum(w_init.abs(), w_final.abs())
+
+
+@register("small_init_small_final")
+def small_init_small_final(w_init, w_final, generator=None):
+    """Keep weights small at both ends, −max(|w_i|, |w_f|)."""
+    return -torch.maximum(w_init.abs(), w_final.abs())
+
+
+@register("magnitude_increase")
+def magnitude_increase(w_init, w_final, generator=None):
+    """Keep weights whose magnitude grew most, |w_f| − |w_i| (Zhou et al.'s best with large_final)."""
+    return w_final.abs() - w_init.abs()
+
+
+@register("movement")
+def movement(w_init, w_final, generator=None):
+    """Keep weights that moved most, |w_f − w_i|."""
+    return (w_final - w_init).abs()
+
+
+@register("random")
+def random(w_init, w_final, generator=None):
+    """Random scores, uniform in [0, 1): the random-pruning control."""
+    return torch.rand(w_final.shape, generator=generator, device=w_final.device)
+
+
+def get(name: str) -> Criterion:
+    """The criterion registered as ``name``."""
+    if name not in CRITERIA:
+        raise ValueError(f"no such criterion {name!r}; known criteria: {sorted(CRITERIA)}")
+    return CRITERIA[name]
+
+
+def score(name: str, w_init: torch.Tensor, w_final: torch.Tensor,
+          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Scores of criterion ``name`` for one tensor (``w_init`` and ``w_final`` of one shape)."""
+    if w_init.shape != w_final.shape:
+        raise ValueError(f"w_init {tuple(w_init.shape)} and w_final {tuple(w_final.shape)} differ in shape")
+    return get(name)(w_init, w_final, generator)
+
+
+def scores(name: str, init: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor],
+           names: list[str], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Scores of criterion ``name`` for each parameter in ``names`` (state dicts in, dict out)."""
+    missing = [n for n in names if n not in init or n not in final]
+    if missing:
+        raise ValueError(f"parameters {missing} are missing from the initial or final weights")
+    return {n: score(name, init[n], final[n], generator) for n in names}
