@@ -302,3 +302,10 @@ def load_masks(run_dir: str | Path, seed: int, protocol: str) -> dict[int, Mask]
         out[int(f.stem[len("round"):])] = state["protocols"][protocol]["mask"]
     return out
 
+
+
+PRESETS = {  # lectures/02_lottery_tickets.ipynb
+    "ci": LotterySettings(epochs=5, rounds=5, prune_fraction_of_remaining=0.5, seeds=(0,)),
+    "cpu": LotterySettings(epochs=5, rounds=8, prune_fraction_of_remaining=0.35, seeds=(0, 1)),
+    "gpu": LotterySettings(epochs=20, rounds=15, prune_fraction_of_remaining=0.2, seeds=(0, 1, 2, 3, 4)),
+}

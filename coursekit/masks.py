@@ -120,7 +120,8 @@ class Mask(Mapping[str, torch.Tensor]):
         wrong = {n: (tuple(self[n].shape), tuple(params[n].shape))
                  for n in self if self[n].shape != params[n].shape}
         if wrong:
-            raise ValueError(f"mask shapes differ from the parameters' (mask, parameter): {wrong}")
+            raise ValueError(f"mask shapes differ from the parameters' (a mask for another architecture?); "
+                             f"(mask, parameter) shapes: {wrong}")
 
     # -- measuring -------------------------------------------------------------------------
     @property

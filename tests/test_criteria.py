@@ -1,0 +1,50 @@
+"""Every criterion of Zhou et al. 2019 on a hand-made example whose answer is known."""
+
+import pytest
+import torch
+
+from coursekit import criteria
+from coursekit.pruning import mask_from_scores
+
+# values exact in binary, so ties are real ties
+W_INIT = torch.tensor([1.0, -0.25, 0.5, -0.75])
+W_FINAL = torch.tensor([0.25, -1.5, 0.75, 0.0])
+
+# the two weights each criterion keeps at density 0.5 (ties go to the earlier weight)
+EXPECTED_KEEP = {
+    "large_final": [1, 2],                # |w_f| = .25 1.5 .75 0
+    "small_final": [0, 3],
+    "large_init": [0, 3],                 # |w_i| = 1 .25 .5 .75
+    "small_init": [1, 2],
+    "large_init_large_final": [0, 2],     # min = .25 .25 .5 0
+    "small_init_small_final": [2, 3],     # max = 1 1.5 .75 .75
+    "magnitude_increase": [1, 2],         # |w_f| - |w_i| = -.75 1.25 .25 -.75
+    "movement": [0, 1],                   # |w_f - w_i| = .75 1.25 .25 .75
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_KEEP))
+def test_criterion_keeps_the_expected_weights(name):
+    mask = mask_from_scores({"w": criteria.score(name, W_INIT, W_FINAL)}, 0.5)
+    assert torch.nonzero(mask["w"]).flatten().tolist() == EXPECTED_KEEP[name]
+
+
+def test_random_criterion_follows_its_generator():
+    a = criteria.score("random", W_INIT, W_FINAL, torch.Generator().manual_seed(1))
+    b = criteria.score("random", W_INIT, W_FINAL, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == W_FINAL.shape
+
+
+def test_every_registered_criterion_is_tested():
+    assert set(criteria.CRITERIA) == set(EXPECTED_KEEP) | {"random"}
+
+
+def test_scores_for_state_dicts_and_errors():
+    out = criteria.scores("movement", {"w": W_INIT}, {"w": W_FINAL}, ["w"])
+    assert torch.allclose(out["w"], (W_FINAL - W_INIT).abs())
+    with pytest.raises(ValueError, match=r"no such criterion 'biggest'; known criteria: \['large_final'"):
+        criteria.get("biggest")
+    with pytest.raises(ValueError, match="missing"):
+        criteria.scores("movement", {"w": W_INIT}, {}, ["w"])
+    with pytest.raises(ValueError, match="differ in shape"):
+        criteria.score("movement", W_INIT, W_FINAL[:3])
