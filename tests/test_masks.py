@@ -117,7 +117,7 @@ def test_round_trip_with_torch_prune():
     assert torch.equal(fresh[1].weight_mask.bool(), mask["1.weight"])
     assert torch.equal(fresh[1].weight, expected)
     assert Mask.from_torch_prune(fresh) == mask
-    with pytest.raises(ValueError, match="no torch.nn.utils.prune masks"):
+    with pytest.raises(ValueError, match=r"no torch\.nn\.utils\.prune masks"):
         Mask.from_torch_prune(_net())
 
 

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 import torch
 
@@ -36,6 +38,6 @@ def test_gradual_pruning_reaches_the_final_density_during_training(digits):
     train.fit(net, digits, epochs=5, batch_size=64, progress=False,
               hooks=[gradual, lambda ctx: seen.append(gradual.mask.density)])
     assert seen[0] == 1.0 and seen[-1] == pytest.approx(0.2, abs=1e-3)
-    assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))  # density never grows back
+    assert all(a >= b for a, b in pairwise(seen))  # density never grows back
     assert nonzero_density(net) == pytest.approx(gradual.mask.density)
     assert torch.count_nonzero(net[1].weight) == gradual.mask["1.weight"].sum()
