@@ -16,6 +16,7 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -27,6 +28,7 @@ import coursekit
 SCALES = ("ci", "cpu", "gpu")
 DEVICES = ("cuda", "mps", "cpu")
 SCALE_ENV = "COURSEKIT_SCALE"
+RUNS_ENV = "COURSEKIT_RUNS"
 
 T = TypeVar("T")
 
@@ -106,6 +108,18 @@ def settings_for(table: Mapping[str, T], scale: str | None = None, **overrides) 
     if unknown:
         raise ValueError(f"unknown settings {unknown}; {type(base).__name__} has {sorted(known)}")
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def run_dir(experiment: str, scale: str) -> Path:
+    """Where an experiment keeps its checkpoints: ``$COURSEKIT_RUNS`` or ``runs/`` in the repository.
+
+    One folder per experiment and scale, so a notebook re-run at the same scale resumes
+    (or reuses) its finished rounds instead of training them again.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+    root = Path(os.environ.get(RUNS_ENV) or Path(__file__).resolve().parent.parent / "runs")
+    return root / experiment / scale
 
 
 def seed_everything(seed: int) -> None:

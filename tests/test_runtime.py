@@ -81,3 +81,10 @@ def test_setup_prints_one_line(capsys):
     line = capsys.readouterr().out.strip()
     assert rt.scale == "ci" and rt.seed == 3
     assert "\n" not in line and "scale ci" in line and f"torch {torch.__version__}" in line
+
+
+def test_run_dir_per_experiment_and_scale(monkeypatch, tmp_path):
+    monkeypatch.setenv(runtime.RUNS_ENV, str(tmp_path))
+    assert runtime.run_dir("02_lottery", "ci") == tmp_path / "02_lottery" / "ci"
+    with pytest.raises(ValueError, match="unknown scale"):
+        runtime.run_dir("x", "big")

@@ -1,0 +1,187 @@
+"""Pruning basics (lecture 03): which mask, which weights, which schedule, which scope.
+
+Experiments on one trained dense network (Zhou et al. 2019, "Deconstructing
+Lottery Tickets"; Zhu & Gupta 2017, "To prune, or not to prune"):
+
+* :func:`criterion_protocol_grid`: prune the trained network once to a density with
+  each mask criterion, start the survivors from each weight protocol, retrain, and
+  record test accuracy (Zhou et al., Fig. 2–4);
+* :func:`criterion_density_grid`: the masks and retrained accuracies of every
+  criterion at several densities (what the lecture's widget browses);
+* :func:`supermask_accuracies`: every criterion's mask with ``sign(w_init)·σ``
+  weights and **no** training, against chance;
+* :func:`schedule_comparison`: one-shot vs iterative vs gradual pruning to one density.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from coursekit import criteria, models, rewind, schedules
+from coursekit.data import Dataset
+from coursekit.masks import Mask, prunable_parameters
+from coursekit.pruning import mask_from_scores
+from coursekit.train import evaluate, fit
+
+
+@dataclass(frozen=True)
+class BasicsSettings:
+    """The knobs of ``lectures/03_pruning_basics.ipynb``."""
+
+    model: str = "lenet300_100"
+    epochs: int = 5
+    lr: float = 1.2e-3
+    optimizer: str = "adam"
+    batch_size: int = 60
+    density: float = 0.05
+    densities: tuple[float, ...] = (0.5, 0.2, 0.05)
+    criteria: tuple[str, ...] = tuple(criteria.CRITERIA)
+    protocols: tuple[str, ...] = ("init", "random_reinit", "reshuffle", "constant", "sign_flip")
+    iterative_rounds: int = 4
+    scope: str = "layerwise"
+    supermask_epochs: int = 2
+
+
+PRESETS = {
+    "ci": BasicsSettings(epochs=3, densities=(0.2, 0.05), iterative_rounds=3, supermask_epochs=1),
+    "cpu": BasicsSettings(epochs=6, densities=(0.5, 0.2, 0.1, 0.05, 0.02), iterative_rounds=5,
+                          supermask_epochs=3),
+    "gpu": BasicsSettings(epochs=20, densities=(0.5, 0.2, 0.1, 0.05, 0.02, 0.01),
+                          iterative_rounds=8, supermask_epochs=10),
+}
+
+
+@dataclass
+class DenseRun:
+    """A trained dense network: its initial and final parameters and test accuracy."""
+
+    init: dict[str, torch.Tensor]
+    final: dict[str, torch.Tensor]
+    test_acc: float
+    seed: int
+    names: list[str]  # the prunable weights
+
+
+def _build(settings: BasicsSettings, data: Dataset, seed: int):
+    return models.build(settings.model, data.input_shape, data.num_classes, seed=seed, device=data.device)
+
+
+def _train(settings: BasicsSettings, model, data: Dataset, seed: int, hooks=()) -> float:
+    result = fit(model, data, epochs=settings.epochs, lr=settings.lr, optimizer=settings.optimizer,
+                 batch_size=settings.batch_size, seed=seed, hooks=hooks, eval_test=True, progress=False)
+    return float(result.final["test_acc"])
+
+
+def untrained(settings: BasicsSettings, data: Dataset, seed: int = 0):
+    """The lecture's network at its initialisation (the same weights ``train_dense`` starts from)."""
+    return _build(settings, data, seed)
+
+
+def train_dense(settings: BasicsSettings, data: Dataset, seed: int = 0) -> DenseRun:
+    """Train the dense network every experiment of the lecture starts from."""
+    model = _build(settings, data, seed)
+    init = rewind.snapshot(model)
+    acc = _train(settings, model, data, seed)
+    return DenseRun(init=init, final=rewind.snapshot(model), test_acc=acc, seed=seed,
+                    names=list(prunable_parameters(model)))
+
+
+def prune_once(settings: BasicsSettings, dense: DenseRun, criterion: str, density: float,
+               scope: str | None = None) -> Mask:
+    """The mask of ``criterion`` at ``density`` (fraction of all prunable weights) on ``dense``."""
+    gen = torch.Generator().manual_seed(dense.seed)
+    scores = criteria.scores(criterion, dense.init, dense.final, dense.names, gen)
+    return mask_from_scores(scores, density, scope or settings.scope)
+
+
+def retrain(settings: BasicsSettings, data: Dataset, dense: DenseRun, mask: Mask, protocol: str) -> float:
+    """Start the survivors of ``mask`` from ``protocol``, train, and return test accuracy."""
+    model = _build(settings, data, dense.seed)
+    fresh = (rewind.snapshot(_build(settings, data, dense.seed + 10_000))
+             if protocol == "random_reinit" else None)
+    rewind.reset(model, mask, protocol, dense.init, fresh=fresh,
+                 generator=torch.Generator().manual_seed(dense.seed))
+    return _train(settings, model, data, dense.seed, hooks=[mask.hook(model)])
+
+
+def criterion_protocol_grid(settings: BasicsSettings, data: Dataset, dense: DenseRun,
+                            progress: bool = True) -> pd.DataFrame:
+    """Test accuracy after retraining, for every criterion × protocol at ``settings.density``."""
+    rows = []
+    pairs = [(c, p) for c in settings.criteria for p in settings.protocols]
+    for c, p in tqdm(pairs, desc="criterion × protocol", disable=not progress):
+        mask = prune_once(settings, dense, c, settings.density)
+        rows.append({"criterion": c, "protocol": p, "density": mask.density,
+                     "test_acc": retrain(settings, data, dense, mask, p)})
+    return pd.DataFrame(rows)
+
+
+def criterion_density_grid(settings: BasicsSettings, data: Dataset, dense: DenseRun,
+                           progress: bool = True) -> tuple[pd.DataFrame, dict[tuple[str, float], Mask]]:
+    """For every criterion and density: the mask, and test accuracy retrained from ``init``."""
+    rows, masks = [], {}
+    pairs = [(c, d) for c in settings.criteria for d in settings.densities]
+    for c, d in tqdm(pairs, desc="criterion × density", disable=not progress):
+        mask = prune_once(settings, dense, c, d)
+        masks[(c, d)] = mask
+        rows.append({"criterion": c, "density": d, "test_acc": retrain(settings, data, dense, mask, "init")})
+    return pd.DataFrame(rows), masks
+
+
+def supermask_accuracies(settings: BasicsSettings, data: Dataset, dense: DenseRun) -> pd.DataFrame:
+    """Every criterion's mask at ``settings.density`` with ``sign(w_init)·σ`` weights, untrained."""
+    rows = []
+    model = _build(settings, data, dense.seed)
+    for c in settings.criteria:
+        mask = prune_once(settings, dense, c, settings.density)
+        rewind.reset(model, mask, "constant", dense.init)
+        rows.append({"criterion": c, "test_acc": evaluate(model, data.x_test, data.y_test)["acc"]})
+    return pd.DataFrame(rows)
+
+
+def schedule_comparison(settings: BasicsSettings, data: Dataset, dense: DenseRun,
+                        progress: bool = True) -> pd.DataFrame:
+    """One-shot, iterative (reset to init each round) and gradual (cubic, during training) pruning.
+
+    All three end at ``settings.density`` with magnitude (``large_final``) masks.
+    """
+    rows = []
+    one_shot = prune_once(settings, dense, "large_final", settings.density)
+    rows.append({"schedule": "one-shot", "density": one_shot.density,
+                 "test_acc": retrain(settings, data, dense, one_shot, "init"), "trainings": 2})
+
+    rounds = settings.iterative_rounds
+    p = 1 - settings.density ** (1 / rounds)  # of the remaining, per round
+    mask, final = None, dense.final
+    for target in tqdm(schedules.iterative(p, rounds), desc="iterative", disable=not progress):
+        mask = mask_from_scores({n: final[n].abs() for n in dense.names}, target, settings.scope,
+                                previous=mask)
+        model = _build(settings, data, dense.seed)
+        rewind.reset(model, mask, "init", dense.init)
+        acc = _train(settings, model, data, dense.seed, hooks=[mask.hook(model)])
+        final = rewind.snapshot(model)
+    rows.append({"schedule": f"iterative ({rounds} rounds)", "density": mask.density,
+                 "test_acc": acc, "trainings": rounds + 1})
+
+    model = _build(settings, data, dense.seed)
+    steps = settings.epochs * -(-len(data.y_train) // settings.batch_size)
+    gradual = schedules.GradualPruning(model, settings.density, start_step=0,
+                                       end_step=int(0.75 * steps), every=max(1, steps // 50),
+                                       scope=settings.scope)
+    acc = _train(settings, model, data, dense.seed, hooks=[gradual])
+    rows.append({"schedule": "gradual (cubic)", "density": gradual.mask.density, "test_acc": acc,
+                 "trainings": 1})
+    return pd.DataFrame(rows)
+
+
+def scope_comparison(settings: BasicsSettings, dense: DenseRun, density: float) -> pd.DataFrame:
+    """Per-layer density of ``large_final`` masks at one global density: global vs layer-wise scope."""
+    out = {}
+    for scope in ("global", "layerwise"):
+        out[scope] = prune_once(settings, dense, "large_final", density, scope).layer_densities()
+    return pd.DataFrame(out).rename_axis("layer")
+
