@@ -3,7 +3,7 @@
 Variants, each timed over a block of steps, interleaved and repeated (the machine
 is noisy: only ratios taken side by side mean anything):
 
-* ``dense``: the plain step;
+* ``dense``: the plain step (optimisers as ``coursekit.train.make_optimizer`` makes them: fused);
 * ``masked``: coursekit's step, re-zeroing pruned weights after ``optimizer.step()``
   with one ``torch._foreach_mul_`` (:meth:`coursekit.masks.Mask.hook`);
 * ``masked_grad``: the same plus masking the gradients before the step (keeps the
@@ -26,11 +26,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.nn.utils import prune as torch_prune
 
 from coursekit import models, runtime
 from coursekit.masks import prunable_parameters
 from coursekit.pruning import mask_from_scores
+from coursekit.train import make_optimizer
 
 BATCH, DENSITY = 60, 0.2
 
@@ -42,9 +42,8 @@ def make_step(variant: str, model0, mask, optimizer: str):
         mask.to_torch_prune(model)
     elif variant in ("masked", "masked_grad"):
         rezero = mask.hook(model)
-    params = list(model.parameters())
-    opt = (torch.optim.SGD(params, lr=0.05, momentum=0.9) if optimizer == "sgd"
-           else torch.optim.Adam(params, lr=1e-3))
+    opt = (make_optimizer("sgd", model.parameters(), lr=0.05, momentum=0.9) if optimizer == "sgd"
+           else make_optimizer("adam", model.parameters(), lr=1e-3))
     named = dict(model.named_parameters())
     grads_of = [named[n] for n in mask] if variant == "masked_grad" else []
     factors = [mask[n].to(named[n].dtype) for n in mask] if variant == "masked_grad" else []

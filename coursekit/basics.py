@@ -9,7 +9,7 @@ Lottery Tickets"; Zhu & Gupta 2017, "To prune, or not to prune"):
 * :func:`criterion_density_grid`: the masks and retrained accuracies of every
   criterion at several densities (what the lecture's widget browses);
 * :func:`supermask_accuracies`: every criterion's mask with ``sign(w_init)·σ``
-  weights and **no** training, against chance;
+  weights (rescaled) and **no** training, against chance;
 * :func:`schedule_comparison`: one-shot vs iterative vs gradual pruning to one density.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from coursekit import criteria, models, rewind, schedules
+from coursekit import criteria, models, rewind, schedules, supermask
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
@@ -43,11 +43,13 @@ class BasicsSettings:
     protocols: tuple[str, ...] = ("init", "random_reinit", "reshuffle", "constant", "sign_flip")
     iterative_rounds: int = 4
     scope: str = "layerwise"
+    supermask_density: float = 0.2
     supermask_epochs: int = 2
 
 
 PRESETS = {
-    "ci": BasicsSettings(epochs=3, densities=(0.2, 0.05), iterative_rounds=3, supermask_epochs=1),
+    "ci": BasicsSettings(epochs=2, density=0.2, densities=(0.2, 0.05), iterative_rounds=3,
+                         supermask_epochs=1),
     "cpu": BasicsSettings(epochs=6, densities=(0.5, 0.2, 0.1, 0.05, 0.02), iterative_rounds=5,
                           supermask_epochs=3),
     "gpu": BasicsSettings(epochs=20, densities=(0.5, 0.2, 0.1, 0.05, 0.02, 0.01),
@@ -112,33 +114,50 @@ def criterion_protocol_grid(settings: BasicsSettings, data: Dataset, dense: Dens
                             progress: bool = True) -> pd.DataFrame:
     """Test accuracy after retraining, for every criterion × protocol at ``settings.density``."""
     rows = []
-    pairs = [(c, p) for c in settings.criteria for p in settings.protocols]
-    for c, p in tqdm(pairs, desc="criterion × protocol", disable=not progress):
+    bar = tqdm(total=len(settings.criteria) * len(settings.protocols), desc="criterion × protocol",
+               disable=not progress)
+    for c in settings.criteria:
         mask = prune_once(settings, dense, c, settings.density)
-        rows.append({"criterion": c, "protocol": p, "density": mask.density,
-                     "test_acc": retrain(settings, data, dense, mask, p)})
+        for p in settings.protocols:
+            rows.append({"criterion": c, "protocol": p, "density": mask.density,
+                         "test_acc": retrain(settings, data, dense, mask, p)})
+            bar.update()
+    bar.close()
     return pd.DataFrame(rows)
 
 
 def criterion_density_grid(settings: BasicsSettings, data: Dataset, dense: DenseRun,
-                           progress: bool = True) -> tuple[pd.DataFrame, dict[tuple[str, float], Mask]]:
-    """For every criterion and density: the mask, and test accuracy retrained from ``init``."""
+                           known: pd.DataFrame | None = None, progress: bool = True
+                           ) -> tuple[pd.DataFrame, dict[tuple[str, float], Mask]]:
+    """For every criterion and density: the mask, and test accuracy retrained from ``init``.
+
+    ``known``: a :func:`criterion_protocol_grid` result whose ``init`` column is reused
+    at its density instead of retraining (same mask, same training, same number).
+    """
+    reuse = {}
+    if known is not None:
+        rows_init = known[known["protocol"] == "init"]
+        reuse = {(r.criterion, settings.density): r.test_acc for r in rows_init.itertuples()}
     rows, masks = [], {}
     pairs = [(c, d) for c in settings.criteria for d in settings.densities]
     for c, d in tqdm(pairs, desc="criterion × density", disable=not progress):
         mask = prune_once(settings, dense, c, d)
         masks[(c, d)] = mask
-        rows.append({"criterion": c, "density": d, "test_acc": retrain(settings, data, dense, mask, "init")})
+        acc = reuse[(c, d)] if (c, d) in reuse else retrain(settings, data, dense, mask, "init")
+        rows.append({"criterion": c, "density": d, "test_acc": acc})
     return pd.DataFrame(rows), masks
 
 
 def supermask_accuracies(settings: BasicsSettings, data: Dataset, dense: DenseRun) -> pd.DataFrame:
-    """Every criterion's mask at ``settings.density`` with ``sign(w_init)·σ`` weights, untrained."""
+    """Every criterion's mask at ``settings.supermask_density`` as a constant supermask, untrained.
+
+    See :func:`coursekit.supermask.constant_supermask` (Zhou et al. 2019, Section 5).
+    """
     rows = []
     model = _build(settings, data, dense.seed)
     for c in settings.criteria:
-        mask = prune_once(settings, dense, c, settings.density)
-        rewind.reset(model, mask, "constant", dense.init)
+        mask = prune_once(settings, dense, c, settings.supermask_density)
+        supermask.constant_supermask(model, mask, dense.init)
         rows.append({"criterion": c, "test_acc": evaluate(model, data.x_test, data.y_test)["acc"]})
     return pd.DataFrame(rows)
 

@@ -29,9 +29,19 @@ from coursekit.pruning import mask_from_scores
 from coursekit.train import evaluate
 
 
+@torch.no_grad()
 def constant_supermask(model: nn.Module, mask: Mask, init: Mapping[str, torch.Tensor]) -> nn.Module:
-    """Survivors become ``sign(w_init) · σ_layer``, pruned weights 0, biases their init; no training."""
-    return rewind.reset(model, mask, "constant", init)
+    """Survivors become ``sign(w_init) · σ_layer / √density_layer``, pruned weights 0; no training.
+
+    The ``1/√density`` factor keeps each unit's input variance at the dense network's:
+    without it the few surviving ±σ weights of a sparse layer give signals too weak to
+    beat the biases, and every input lands in one class. Biases keep their initial values.
+    """
+    rewind.reset(model, mask, "constant", init)
+    params = dict(model.named_parameters())
+    for name, keep in mask.items():
+        params[name].mul_(keep.float().mean().clamp_min(1e-12).rsqrt())
+    return model
 
 
 class _TopKStraightThrough(torch.autograd.Function):
@@ -52,7 +62,7 @@ def _masked_params(model, scores, frozen, density):
     params = dict(frozen)
     for name, s in scores.items():
         k = max(1, round(density * s.numel()))
-        params[name] = frozen[name] * _TopKStraightThrough.apply(s, k)
+        params[name] = frozen[name] * _TopKStraightThrough.apply(s, k) * (s.numel() / k) ** 0.5
     return params
 
 
@@ -69,12 +79,15 @@ class _Masked(nn.Module):
 
 
 def train_supermask(model: nn.Module, data: Dataset, density: float, epochs: int = 2,
-                    lr: float = 0.1, batch_size: int = 128, seed: int = 0,
+                    lr: float = 1.0, batch_size: int = 128, seed: int = 0,
                     progress: bool = True) -> tuple[Mask, pd.DataFrame]:
     """Learn a layer-wise mask of ``density`` over ``model``'s frozen random weights.
 
     Returns the final mask and a history (``epoch``, ``val_acc``, ``test_acc``). The
-    model's own weights are never changed.
+    model's own weights are never changed; like :func:`constant_supermask`, the kept
+    weights are scaled by ``1/√density``. Scores start at ``|w_init|`` (with a little
+    noise to break ties) and are trained with SGD + momentum; their gradients are the
+    weights' gradients times the tiny initial weights, hence the large default ``lr``.
     """
     if not 0 < density <= 1:
         raise ValueError(f"density must lie in (0, 1], got {density!r}")

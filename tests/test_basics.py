@@ -1,0 +1,66 @@
+import pytest
+
+from coursekit import basics, data
+
+SMALL = basics.BasicsSettings(model="mlp", epochs=2, lr=1e-2, batch_size=64, density=0.2,
+                              densities=(0.5, 0.2), criteria=("large_final", "small_final", "random"),
+                              protocols=("init", "constant", "sign_flip"), iterative_rounds=2)
+
+
+@pytest.fixture(scope="module")
+def dense(digits):
+    return basics.train_dense(SMALL, digits, seed=0)
+
+
+def test_dense_run_records_init_final_and_names(dense):
+    assert dense.names == ["1.weight", "3.weight"]
+    assert not (dense.init["1.weight"] == dense.final["1.weight"]).all()
+    assert dense.test_acc > 0.8
+
+
+def test_criterion_protocol_grid_covers_every_pair(digits, dense):
+    grid = basics.criterion_protocol_grid(SMALL, digits, dense, progress=False)
+    assert len(grid) == 3 * 3 and set(grid["protocol"]) == set(SMALL.protocols)
+    assert (grid["density"] - 0.2).abs().max() < 0.01
+
+
+def test_criterion_density_grid_reuses_the_known_column(digits, dense, monkeypatch):
+    grid = basics.criterion_protocol_grid(SMALL, digits, dense, progress=False)
+    calls = []
+    real = basics.retrain
+    monkeypatch.setattr(basics, "retrain", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    table, masks = basics.criterion_density_grid(SMALL, digits, dense, known=grid, progress=False)
+    assert len(calls) == 3  # only density 0.5 is trained; 0.2 comes from the grid
+    assert set(masks) == {(c, d) for c in SMALL.criteria for d in SMALL.densities}
+    reused = table[table["density"] == 0.2].set_index("criterion")["test_acc"]
+    known = grid[grid["protocol"] == "init"].set_index("criterion")["test_acc"]
+    assert reused.equals(known)
+
+
+def test_schedules_end_at_the_same_density(digits, dense):
+    table = basics.schedule_comparison(SMALL, digits, dense, progress=False)
+    assert list(table["schedule"]) == ["one-shot", "iterative (2 rounds)", "gradual (cubic)"]
+    assert (table["density"] - 0.2).abs().max() < 0.01
+
+
+def test_scope_comparison_protects_small_layers_only_when_layerwise(dense):
+    scopes = basics.scope_comparison(SMALL, dense, 0.1)
+    assert scopes.loc["3.weight", "layerwise"] == pytest.approx(0.1)
+    assert scopes.loc["1.weight", "layerwise"] == pytest.approx(0.1)
+    assert scopes["global"].std() > 0  # global spends the budget unevenly
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lecture_03_headlines_hold_for_three_seeds(seed):
+    """The notebook's ci-scale asserts are not a lucky seed."""
+    ds = data.load("fashion_mnist", "ci")
+    settings = basics.PRESETS["ci"]
+    dense = basics.train_dense(settings, ds, seed=seed)
+    supers = basics.supermask_accuracies(settings, ds, dense).set_index("criterion")["test_acc"]
+    assert supers["large_final"] > 0.4 and supers["large_final"] > supers["random"] + 0.3
+    large = basics.prune_once(settings, dense, "large_final", settings.density)
+    small = basics.prune_once(settings, dense, "small_final", settings.density)
+    assert (basics.retrain(settings, ds, dense, large, "init")
+            > basics.retrain(settings, ds, dense, small, "init") + 0.05)

@@ -1,0 +1,38 @@
+import pytest
+import torch
+
+from coursekit import models, rewind, supermask
+from coursekit.masks import Mask, prunable_parameters
+from coursekit.pruning import mask_from_scores
+
+
+def test_constant_supermask_keeps_sign_and_rescales():
+    net = models.build("mlp", (1, 8, 8), 10, hidden=(32,))
+    init = rewind.snapshot(net)
+    mask = mask_from_scores({n: p.detach().abs() for n, p in prunable_parameters(net).items()},
+                            0.25, "layerwise")
+    supermask.constant_supermask(net, mask, init)
+    w, keep, w0 = net[1].weight.detach(), mask["1.weight"], init["1.weight"]
+    expected = torch.sign(w0) * w0.std() / 0.25**0.5 * keep
+    assert torch.allclose(w, expected)
+    assert torch.equal(net[1].bias.detach(), init["1.bias"])
+
+
+def test_learned_supermask_leaves_weights_and_beats_chance(digits):
+    net = models.build("mlp", digits.input_shape, 10, hidden=(64,))
+    before = rewind.snapshot(net)
+    mask, history = supermask.train_supermask(net, digits, density=0.5, epochs=2, progress=False)
+    assert isinstance(mask, Mask) and mask.density == pytest.approx(0.5, abs=0.01)
+    assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())  # weights untouched
+    assert list(history["epoch"]) == [0, 1, 2]
+    assert history["test_acc"].iloc[-1] > 0.5 > history["test_acc"].iloc[0]
+    with pytest.raises(ValueError, match=r"density must lie in \(0, 1\]"):
+        supermask.train_supermask(net, digits, density=0.0)
+
+
+def test_straight_through_topk():
+    scores = torch.tensor([0.1, 0.9, 0.5, 0.3], requires_grad=True)
+    out = supermask._TopKStraightThrough.apply(scores, 2)
+    assert out.tolist() == [0.0, 1.0, 1.0, 0.0]
+    (out * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert scores.grad.tolist() == [1.0, 2.0, 3.0, 4.0]  # the gradient passes straight through
