@@ -10,12 +10,11 @@ them after every optimiser step with one fused ``torch._foreach_mul_`` call, and
 :meth:`Mask.apply` zeroes them before training starts, so every forward pass and
 the final model see exact zeros whatever SGD momentum, Adam moments or AdamW's
 weight decay hold for those entries. Masking the gradients as well would keep the
-optimiser state clean, but changes nothing the network computes and costs time:
-``benchmarks/masked_step.py`` (``docs/performance.md``) measured, for LeNet-300-100
-at 80 % sparsity on 2 CPU cores, re-zeroing alone at 1.00–1.06× the dense step
-(28 µs of a 1.1 ms SGD step) and gradient masking on top at 1.6–1.8× with Adam
-(Adam's step slows down on gradients with many exact zeros). So the course
-re-zeroes only.
+optimiser state clean, but changes nothing the network computes and costs another
+pass: ``benchmarks/masked_step.py`` (``docs/performance.md``) measured, for
+LeNet-300-100 at 80 % sparsity on 2 CPU cores with fused optimisers, re-zeroing
+alone at 1.07–1.10× the dense step and gradient masking on top at 1.09–1.16×
+(1.6–1.8× with PyTorch's unfused CPU Adam). So the course re-zeroes only.
 """
 
 from __future__ import annotations

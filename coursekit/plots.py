@@ -167,7 +167,7 @@ def _draw_input_mask(ax, keep: torch.Tensor, image_shape: Sequence[int], title: 
         raise ValueError(f"first-layer mask has shape {tuple(keep.shape)}; expected (hidden, "
                          f"{math.prod(image_shape)}) for images {tuple(image_shape)}")
     relative = keep.mean(0) / keep.mean().clamp_min(1e-12)  # 1 = the layer's average
-    image = ax.imshow(relative.reshape(*image_shape), cmap="magma", vmin=0, vmax=3)
+    image = ax.imshow(relative.reshape(*image_shape).numpy(), cmap="magma", vmin=0, vmax=3)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     return image
