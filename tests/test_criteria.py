@@ -48,3 +48,17 @@ def test_scores_for_state_dicts_and_errors():
         criteria.scores("movement", {"w": W_INIT}, {}, ["w"])
     with pytest.raises(ValueError, match="differ in shape"):
         criteria.score("movement", W_INIT, W_FINAL[:3])
+
+
+def test_every_criterion_on_a_two_layer_network_layerwise():
+    """Two layers scored and pruned layer-wise at 50 %: each layer keeps its own known pair."""
+    init = {"0.weight": W_INIT.reshape(2, 2), "1.weight": W_INIT.flip(0).reshape(2, 2)}
+    final = {"0.weight": W_FINAL.reshape(2, 2), "1.weight": W_FINAL.flip(0).reshape(2, 2)}
+    for name, keep in EXPECTED_KEEP.items():
+        s = criteria.scores(name, init, final, ["0.weight", "1.weight"])
+        mask = mask_from_scores(s, 0.5, "layerwise")
+        assert torch.nonzero(mask["0.weight"].flatten()).flatten().tolist() == keep, name
+        flipped = sorted(3 - i for i in keep)  # the same weights, stored in reverse order
+        # ...except where a tie now goes to another weight (the earlier position wins)
+        flipped = {"large_init_large_final": [1, 2], "movement": [0, 2]}.get(name, flipped)
+        assert torch.nonzero(mask["1.weight"].flatten()).flatten().tolist() == flipped, name
