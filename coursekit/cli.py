@@ -79,6 +79,36 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_release(args: argparse.Namespace) -> int:
+    from coursekit.grading.grade import Limits
+    from coursekit.grading.release import release
+
+    student, bundle = release(args.lab, args.output, Limits(cell_timeout=args.cell_timeout))
+    print(f"released {args.lab}: student notebook {student}\n  grader bundle (keep it private) {bundle}")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from coursekit.grading.grade import Limits, grade_batch
+
+    limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                    memory_bytes=int(args.memory_gb * 2**30))
+    book = grade_batch(args.bundle, args.submissions, args.output, jobs=args.jobs, force=args.force,
+                       limits=limits)
+    print(book.to_string(index=False))
+    print(f"gradebook → {args.output}/gradebook.csv")
+    return 0
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
 def _param(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
@@ -115,6 +145,24 @@ def parser() -> argparse.ArgumentParser:
                        "of their '# NBVAL_CHECK_OUTPUT' cells as nbval's expected outputs")
     e.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
     e.set_defaults(func=_cmd_record)
+
+    rl = sub.add_parser("release", help="test a lab and write the student notebook and grader bundle")
+    rl.add_argument("lab", help="the lab folder, e.g. labs/lab01_lottery")
+    rl.add_argument("-o", "--output", default="release", help="output folder (default: release)")
+    rl.add_argument("--cell-timeout", type=_positive(int), default=120, help="seconds per cell")
+    rl.set_defaults(func=_cmd_release)
+
+    g = sub.add_parser("grade", help="grade a folder of submitted notebooks")
+    g.add_argument("bundle", help="the grader bundle folder written by `coursekit release`")
+    g.add_argument("submissions", help="folder of submitted .ipynb files (one per student)")
+    g.add_argument("-o", "--output", default="grades", help="grades folder (default: grades)")
+    g.add_argument("-j", "--jobs", type=_positive(int), default=1, help="submissions graded at once")
+    g.add_argument("--force", action="store_true", help="re-grade submissions already graded")
+    g.add_argument("--cell-timeout", type=_positive(int), default=60, help="seconds per cell (default 60)")
+    g.add_argument("--notebook-timeout", type=_positive(int), default=600,
+                   help="seconds per notebook (default 600)")
+    g.add_argument("--memory-gb", type=_positive(float), default=4.0, help="memory per submission (GiB)")
+    g.set_defaults(func=_cmd_grade)
 
     d = sub.add_parser("data", help="where the data sets are; fetch them")
     d.add_argument("action", choices=("where", "fetch"))

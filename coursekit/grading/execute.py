@@ -1,0 +1,108 @@
+"""Run one notebook so that a hang or a crash costs one cell, not the rest of the notebook.
+
+Papermill stops at the first failing cell. Here it runs with ``allow_errors`` (an
+exception in a cell is recorded and execution goes on), and when a cell hangs past the
+per-cell timeout or kills the kernel (``os._exit``, a segfault, running out of memory),
+that cell is replaced by a comment saying so and the notebook is run again from the top
+in a fresh kernel, up to ``max_attempts`` times.
+
+Run as ``python -m coursekit.grading.execute JOB.json`` by :mod:`coursekit.grading.grade`,
+inside its own process with a memory limit, so a submission cannot take the grader with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+import nbformat
+
+MAX_OUTPUT_CHARS = 20_000
+
+
+def _culprit(nb: nbformat.NotebookNode) -> int | None:
+    """Index of the cell papermill was running when execution stopped."""
+    for index, cell in enumerate(nb.cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        if status == "running":
+            return index
+    return None
+
+
+def _truncate(nb: nbformat.NotebookNode) -> None:
+    """Keep the executed notebook readable: long text outputs are cut."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and len(out.get("text", "")) > MAX_OUTPUT_CHARS:
+                out["text"] = out["text"][:MAX_OUTPUT_CHARS] + "\n… [output truncated by the grader]\n"
+            data = out.get("data", {})
+            for mime in ("text/plain", "text/html"):
+                if isinstance(data.get(mime), str) and len(data[mime]) > MAX_OUTPUT_CHARS:
+                    data[mime] = data[mime][:MAX_OUTPUT_CHARS] + "\n… [output truncated by the grader]"
+
+
+def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 4,
+        parameters: dict | None = None) -> list[dict]:
+    """Execute ``notebook`` into ``output``; return incidents (cells removed, and why)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    incidents: list[dict] = []
+    current = notebook
+    for attempt in range(1, max_attempts + 1):
+        try:
+            papermill.execute_notebook(str(current), str(output), parameters=parameters or {},
+                                       kernel_name="python3", cwd=str(output.parent),
+                                       progress_bar=False, execution_timeout=cell_timeout,
+                                       allow_errors=True, interrupt_on_timeout=False)
+            break
+        except PapermillExecutionError:
+            break  # raised at the end when some cell failed: every cell has run
+        except (RuntimeError, TimeoutError, OSError) as err:
+            executed = nbformat.read(output, as_version=4)
+            index = _culprit(executed)
+            if index is None:
+                incidents.append({"cell": None, "reason": f"execution stopped: {type(err).__name__}: "
+                                                          f"{str(err)[:300]}"})
+                break
+            reason = (f"ran longer than the per-cell limit of {cell_timeout}s"
+                      if "timed out" in str(err).lower() or isinstance(err, TimeoutError)
+                      else "stopped the kernel (crash, exit or out of memory)")
+            cell = executed.cells[index]
+            incidents.append({"cell": index, "id": cell.metadata.get("coursekit", {}).get("id"),
+                              "reason": reason, "attempt": attempt})
+            source = nbformat.read(current, as_version=4)
+            source.cells[index].source = f"# removed by the grader: this cell {reason}\n"
+            current = output.with_name(f"attempt{attempt}.ipynb")
+            nbformat.write(source, current)
+    else:
+        incidents.append({"cell": None, "reason": f"gave up after {max_attempts} attempts"})
+    if output.is_file():
+        executed = nbformat.read(output, as_version=4)
+        _truncate(executed)
+        nbformat.write(executed, output)
+    return incidents
+
+
+def _limit_memory(limit_bytes: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
+def main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    if job.get("memory_bytes"):
+        _limit_memory(int(job["memory_bytes"]))  # inherited by the kernel
+    os.environ["HOME"] = job["workdir"]
+    incidents = run(Path(job["notebook"]), Path(job["output"]), int(job["cell_timeout"]),
+                    int(job.get("max_attempts", 4)), job.get("parameters"))
+    tmp = Path(job["incidents"]).with_suffix(".tmp")
+    tmp.write_text(json.dumps(incidents))
+    os.replace(tmp, job["incidents"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
