@@ -24,12 +24,19 @@ MAX_OUTPUT_CHARS = 20_000
 
 
 def _culprit(nb: nbformat.NotebookNode) -> int | None:
-    """Index of the cell papermill was running when execution stopped."""
-    for index, cell in enumerate(nb.cells):
-        status = cell.get("metadata", {}).get("papermill", {}).get("status")
-        if status == "running":
-            return index
-    return None
+    """Index, in the notebook as given to papermill, of the cell running when execution stopped.
+
+    That is the last cell started; papermill's injected parameters cell is not counted.
+    """
+    index = None
+    position = 0
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        if cell.get("metadata", {}).get("papermill", {}).get("start_time"):
+            index = position
+        position += 1
+    return index
 
 
 def _truncate(nb: nbformat.NotebookNode) -> None:
@@ -71,10 +78,10 @@ def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 4,
             reason = (f"ran longer than the per-cell limit of {cell_timeout}s"
                       if "timed out" in str(err).lower() or isinstance(err, TimeoutError)
                       else "stopped the kernel (crash, exit or out of memory)")
-            cell = executed.cells[index]
+            source = nbformat.read(current, as_version=4)
+            cell = source.cells[index]
             incidents.append({"cell": index, "id": cell.metadata.get("coursekit", {}).get("id"),
                               "reason": reason, "attempt": attempt})
-            source = nbformat.read(current, as_version=4)
             source.cells[index].source = f"# removed by the grader: this cell {reason}\n"
             current = output.with_name(f"attempt{attempt}.ipynb")
             nbformat.write(source, current)

@@ -164,15 +164,17 @@ def _execute(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, par
     (workdir / "job.json").write_text(json.dumps(job))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_", "GH_"))}
     env["MPLBACKEND"] = "Agg"
-    proc = subprocess.Popen([sys.executable, "-m", "coursekit.grading.execute", str(workdir / "job.json")],
-                            cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    log = workdir / "worker.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "coursekit.grading.execute", str(workdir / "job.json")],
+                                cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     incidents = []
     try:
-        _, err = proc.communicate(timeout=limits.notebook_timeout)
+        proc.wait(timeout=limits.notebook_timeout)
         if proc.returncode != 0:
-            incidents.append({"cell": None, "reason": f"the grading worker failed: "
-                                                      f"{err.decode(errors='replace')[-300:]}"})
+            tail = log.read_bytes()[-300:].decode(errors="replace")
+            incidents.append({"cell": None, "reason": f"the grading worker failed: {tail}"})
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

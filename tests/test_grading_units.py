@@ -1,0 +1,72 @@
+"""Small parts of the grader: solution stripping, evidence reading, finding the culprit cell."""
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from coursekit.grading import checks, execute, labfmt
+
+
+def test_strip_solutions_keeps_indentation_and_the_rest():
+    source = "x = 1\ndef f():\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION\ny = 3\n"
+    assert labfmt.strip_solutions(source) == f"x = 1\ndef f():\n    {labfmt.STUB}\ny = 3\n"
+    with pytest.raises(ValueError, match="unbalanced"):
+        labfmt.strip_solutions("### BEGIN SOLUTION\nx\n")
+
+
+CHECK = checks.Check("c1", "q1", 1.0, "evidence = 41 + 1", lambda e, r: (e == r, "m"))
+
+
+def _display(payload):
+    return {"output_type": "display_data", "data": {checks.EVIDENCE_MIME: payload}, "metadata": {}}
+
+
+def test_evidence_needs_the_runs_nonce_and_must_be_unique():
+    good = _display({"check": "c1", "nonce": "n1", "evidence": 42})
+    forged = _display({"check": "c1", "nonce": "guess", "evidence": 42})
+    assert checks.read_evidence([good], CHECK, "n1") == ("ok", 42)
+    assert checks.read_evidence([forged], CHECK, "n1")[0] == "missing"
+    assert "more than once" in checks.read_evidence([good, good], CHECK, "n1")[1]
+    error = _display({"check": "c1", "nonce": "n1", "error": "NameError: f"})
+    assert checks.read_evidence([error], CHECK, "n1") == ("error", "NameError: f")
+
+
+def test_probe_source_runs_and_reports(tmp_path):
+    source = checks.probe_cell_source(CHECK, "n1")
+    shown = []
+    import IPython.display
+
+    real = IPython.display.display
+    IPython.display.display = lambda obj, raw=False: shown.append(obj)
+    try:
+        exec(compile(source, "probe", "exec"), {})
+    finally:
+        IPython.display.display = real
+    assert shown == [{checks.EVIDENCE_MIME: {"evidence": 42, "check": "c1", "nonce": "n1"}}]
+
+
+def test_a_judge_that_raises_fails_the_check():
+    bad = checks.Check("c2", "q1", 1.0, "", lambda e, r: 1 / 0)
+    passed, message = checks.judge(bad, 1, 1)
+    assert not passed and "ZeroDivisionError" in message
+
+
+def test_culprit_skips_the_injected_parameters_cell():
+    nb = new_notebook(cells=[new_code_cell("a"), new_code_cell("b"), new_code_cell("c")])
+    nb.cells[1].metadata["tags"] = ["injected-parameters"]
+    for cell in nb.cells[:3]:
+        cell.metadata["papermill"] = {"start_time": "t"}
+    assert execute._culprit(nb) == 1  # the third cell, second of the notebook as given
+    nb.cells[2].metadata["papermill"] = {"start_time": None}
+    assert execute._culprit(nb) == 0
+
+
+def test_hang_and_crash_cost_one_cell(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell("while True: pass"),
+                             new_code_cell("import os; os._exit(1)"), new_code_cell("print(x + 1)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    incidents = execute.run(tmp_path / "n.ipynb", tmp_path / "out.ipynb", cell_timeout=3)
+    assert [i["cell"] for i in incidents] == [1, 2]
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[3].outputs[0]["text"] == "2\n"
