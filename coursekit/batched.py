@@ -1,0 +1,201 @@
+"""Many small networks of one architecture trained as one batched model.
+
+The lecture's experiments train many copies of LeNet-300-100 (seeds × protocols ×
+rounds). One at a time, each step is a few small matrix products: a GPU waits on
+kernel launches and a CPU on Python. Here the K members' parameters are stacked
+along a new first dimension (``torch.func.stack_module_state``) and one call of
+``vmap(functional_call)`` runs all K forward and backward passes as batched
+products. The loss is the sum of the members' mean losses, so each member gets
+exactly its own gradient; SGD, momentum, Adam and weight decay act element-wise, so
+one optimiser over the stacked tensors is K independent optimisers. Masks are
+stacked too and re-applied after every step.
+
+:func:`fit_batched` gives each member the results :func:`coursekit.train.fit` would
+give it alone (same minibatch order for the same seed; equal to float tolerance,
+tested), and drops members whose validation accuracy stops improving (``patience``)
+without restarting the others.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state
+from tqdm.auto import tqdm
+
+from coursekit.data import Dataset, batches
+from coursekit.masks import Mask
+from coursekit.train import FitResult, _epoch_generator, make_optimizer
+
+
+class BatchedModels:
+    """K models of one architecture as stacked parameters (name → tensor of shape (K, ...))."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        if not models:
+            raise ValueError("need at least one model")
+        shapes = [[(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in models]
+        if any(s != shapes[0] for s in shapes):
+            raise ValueError("all models must have the same architecture (parameter names and shapes)")
+        params, buffers = stack_module_state(list(models))
+        self.params = {n: p.detach().clone().requires_grad_() for n, p in params.items()}
+        self.buffers = buffers
+        self.base = copy.deepcopy(models[0]).to("meta")
+
+        def one(params, buffers, x):
+            return functional_call(self.base, (params, buffers), (x,))
+
+        self._forward = torch.vmap(one, in_dims=(0, 0, 0))
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs of shape (K, B, ...) → logits (K, B, classes), member k on ``x[k]``."""
+        return self._forward(self.params, self.buffers, x)
+
+    def member(self, k: int, model: nn.Module) -> nn.Module:
+        """Copy member ``k``'s parameters into ``model`` (same architecture) and return it."""
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(self.params[name][k])
+        return model
+
+    def keep(self, members: Sequence[int], optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Keep only ``members`` (indices), slicing parameters, buffers and optimiser state."""
+        index = torch.as_tensor(list(members), dtype=torch.long)
+        new = {n: p.detach()[index.to(p.device)].clone().requires_grad_() for n, p in self.params.items()}
+        if optimizer is not None:
+            for group in optimizer.param_groups:
+                for i, old in enumerate(group["params"]):
+                    name = next(n for n, p in self.params.items() if p is old)
+                    state = optimizer.state.pop(old, {})
+                    optimizer.state[new[name]] = {
+                        k: (v[index.to(v.device)] if torch.is_tensor(v) and v.dim() > 0 else v)
+                        for k, v in state.items()}
+                    group["params"][i] = new[name]
+        self.params = new
+        self.buffers = {n: b[index.to(b.device)] for n, b in self.buffers.items()}
+
+
+def _stack_masks(masks: Sequence[Mask | None], models: Sequence[nn.Module]):
+    names = set().union(*(m.keys() for m in masks if m is not None))
+    stacked = {}
+    for name in names:
+        parts = []
+        for mask, model in zip(masks, models, strict=True):
+            shape = dict(model.named_parameters())[name].shape
+            parts.append(mask[name] if mask is not None and name in mask
+                         else torch.ones(shape, dtype=torch.bool))
+        stacked[name] = torch.stack([p.to(models[0].parameters().__next__().device) for p in parts])
+    return stacked
+
+
+@torch.no_grad()
+def _evaluate(bm: BatchedModels, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096):
+    k = bm.size
+    loss = torch.zeros(k, device=x.device)
+    correct = torch.zeros(k, device=x.device)
+    for xb, yb in batches(x, y, batch_size, shuffle=False):
+        logits = bm(xb.unsqueeze(0).expand(k, *xb.shape))
+        loss += F.cross_entropy(logits.flatten(0, 1), yb.repeat(k), reduction="none").view(k, -1).sum(1)
+        correct += (logits.argmax(-1) == yb).sum(1)
+    n = x.shape[0]
+    return (loss / n).tolist(), (correct / n).tolist()
+
+
+def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int], *,
+                masks: Sequence[Mask | None] | None = None, epochs: int = 1, lr: float = 0.1,
+                batch_size: int = 60, optimizer: str = "sgd", momentum: float = 0.0,
+                weight_decay: float = 0.0, shared_order: bool = False, eval_test: bool = False,
+                patience: int | None = None, progress: bool = True) -> list[FitResult]:
+    """Train ``models`` together; member k behaves as ``fit(models[k], data, seed=seeds[k], ...)``.
+
+    Evaluates once per epoch. ``shared_order`` gives every member ``seeds[0]``'s minibatch
+    order. The trained weights are copied back into ``models``.
+    """
+    k_all = len(models)
+    if len(seeds) != k_all:
+        raise ValueError(f"need one seed per model: {k_all} models, {len(seeds)} seeds")
+    masks = list(masks) if masks is not None else [None] * k_all
+    if len(masks) != k_all:
+        raise ValueError(f"need one mask (or None) per model: {k_all} models, {len(masks)} masks")
+    for mask, model in zip(masks, models, strict=True):
+        if mask is not None:
+            mask.apply(model)
+    bm = BatchedModels(models)
+    stacked_masks = _stack_masks(masks, models)
+    opt = make_optimizer(optimizer, bm.params.values(), lr, momentum, weight_decay)
+    device = data.device
+    n = data.x_train.shape[0]
+    steps_per_epoch = -(-n // batch_size)
+    active = list(range(k_all))
+    rows: list[list[dict]] = [[] for _ in range(k_all)]
+    stale = [0] * k_all
+    stopped = [False] * k_all
+
+    def record(step: int, train_loss: list[float]) -> None:
+        splits = ("val", "test") if eval_test else ("val",)
+        metrics = {s: _evaluate(bm, *data.split(s)) for s in splits}
+        for j, k in enumerate(active):
+            row = {"step": step, "epoch": step / steps_per_epoch, "train_loss": train_loss[j]}
+            for s in splits:
+                row |= {f"{s}_loss": metrics[s][0][j], f"{s}_acc": metrics[s][1][j]}
+            improved = not rows[k] or row["val_acc"] > max(r["val_acc"] for r in rows[k])
+            stale[k] = 0 if improved else stale[k] + 1
+            rows[k].append(row)
+
+    record(0, [float("nan")] * k_all)
+    bar = tqdm(total=epochs * steps_per_epoch, desc=f"{k_all} models", disable=not progress, leave=False)
+    step = 0
+    for epoch in range(epochs):
+        orders = [torch.randperm(n, device=device, generator=_epoch_generator(device, seeds[0 if shared_order else k], epoch))
+                  for k in active]
+        order = torch.stack(orders)  # (K, N)
+        running = torch.zeros(len(active), device=device)
+        for start in range(0, n, batch_size):
+            idx = order[:, start:start + batch_size]
+            logits = bm(data.x_train[idx])
+            losses = F.cross_entropy(logits.flatten(0, 1), data.y_train[idx].flatten(),
+                                     reduction="none").view(idx.shape).mean(1)
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            if stacked_masks:
+                with torch.no_grad():
+                    names = list(stacked_masks)
+                    torch._foreach_mul_([bm.params[nm] for nm in names],
+                                        [stacked_masks[nm].to(bm.params[nm].dtype) for nm in names])
+            running += losses.detach()
+            step += 1
+            bar.update()
+        record(step, (running / steps_per_epoch).tolist())
+        if patience is not None:
+            done = [k for k in active if stale[k] >= patience]
+            for k in done:
+                stopped[k] = True
+                bm.member(active.index(k), models[k])
+            if done:
+                keep = [j for j, k in enumerate(active) if k not in done]
+                if not keep:
+                    active = []
+                    break
+                bm.keep(keep, opt)
+                stacked_masks = {nm: m[torch.as_tensor(keep, device=m.device)] for nm, m in stacked_masks.items()}
+                active = [active[j] for j in keep]
+    bar.close()
+    for j, k in enumerate(active):
+        bm.member(j, models[k])
+    results = []
+    for k in range(k_all):
+        history = pd.DataFrame(rows[k])
+        best = history.loc[history["val_acc"].idxmax()]
+        results.append(FitResult(history=history, best_step=int(best["step"]),
+                                 best_val_acc=float(best["val_acc"]), stopped_early=stopped[k]))
+    return results

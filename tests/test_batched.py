@@ -1,0 +1,73 @@
+"""Batched training equals training each member alone (to float tolerance)."""
+
+import pandas as pd
+import pytest
+import torch
+
+from coursekit import batched, models, train
+from coursekit.masks import prunable_parameters
+from coursekit.pruning import mask_from_scores
+
+SEEDS = [0, 1, 2]
+
+
+def _build(ds, seed):
+    return models.build("mlp", ds.input_shape, ds.num_classes, seed=seed, hidden=(32,))
+
+
+def _mask(ds, seed):
+    gen = torch.Generator().manual_seed(100 + seed)
+    scores = {n: torch.rand(p.shape, generator=gen) for n, p in prunable_parameters(_build(ds, seed)).items()}
+    return mask_from_scores(scores, 0.3)
+
+
+@pytest.mark.parametrize(("optimizer", "kwargs"), [("sgd", {"lr": 0.05, "momentum": 0.9}),
+                                                   ("adam", {"lr": 1e-2, "weight_decay": 1e-4})])
+def test_batched_equals_one_at_a_time_with_masks(digits, optimizer, kwargs):
+    masks = [_mask(digits, s) for s in SEEDS]
+    alone, alone_models = [], []
+    for s, mask in zip(SEEDS, masks, strict=True):
+        model = _build(digits, s)
+        alone.append(train.fit(model, digits, epochs=3, batch_size=64, optimizer=optimizer, seed=s,
+                               eval_test=True, progress=False, hooks=[mask.hook(model)], **kwargs))
+        alone_models.append(model)
+    together = [_build(digits, s) for s in SEEDS]
+    results = batched.fit_batched(together, digits, SEEDS, masks=masks, epochs=3, batch_size=64,
+                                  optimizer=optimizer, eval_test=True, progress=False, **kwargs)
+    for a, b, ma, mb, mask in zip(alone, results, alone_models, together, masks, strict=True):
+        pd.testing.assert_frame_equal(a.history, b.history, check_exact=False, atol=1e-4, rtol=1e-4)
+        for (name, pa), pb in zip(ma.named_parameters(), mb.parameters(), strict=True):
+            torch.testing.assert_close(pa, pb, atol=1e-5, rtol=1e-4)
+            if name in mask:
+                assert torch.count_nonzero(pb[~mask[name]]) == 0  # masks stay exact zeros
+
+
+def test_shared_order_and_dropping_members(digits):
+    together = [_build(digits, s) for s in SEEDS]
+    results = batched.fit_batched(together, digits, SEEDS, epochs=6, batch_size=64, lr=1e-9,
+                                  patience=1, progress=False)
+    assert all(r.stopped_early for r in results)  # nothing improves at lr 1e-9: all dropped
+    shared = batched.fit_batched([_build(digits, 0), _build(digits, 0)], digits, [0, 7],
+                                 shared_order=True, epochs=1, progress=False)
+    pd.testing.assert_frame_equal(shared[0].history, shared[1].history)
+
+
+def test_dropping_keeps_the_others_training(digits):
+    models_ = [_build(digits, s) for s in SEEDS]
+    bm = batched.BatchedModels(models_)
+    opt = train.make_optimizer("adam", bm.params.values(), 1e-2)
+    x = digits.x_train[:16].unsqueeze(0).expand(3, 16, 1, 8, 8)
+    bm(x).sum().backward()
+    opt.step()
+    before = {n: p.detach()[[0, 2]].clone() for n, p in bm.params.items()}
+    bm.keep([0, 2], opt)
+    assert bm.size == 2 and all(torch.equal(bm.params[n], before[n]) for n in before)
+    bm(x[:2]).sum().backward()
+    opt.step()  # the sliced optimiser state still lines up with the parameters
+
+
+def test_bad_requests(digits):
+    with pytest.raises(ValueError, match="same architecture"):
+        batched.BatchedModels([_build(digits, 0), models.build("mlp", (1, 8, 8), 10, hidden=(8,))])
+    with pytest.raises(ValueError, match="one seed per model"):
+        batched.fit_batched([_build(digits, 0)], digits, [0, 1], progress=False)
