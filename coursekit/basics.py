@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from coursekit import criteria, models, rewind, schedules, supermask
+from coursekit.batched import fit_batched
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
@@ -100,34 +101,51 @@ def prune_once(settings: BasicsSettings, dense: DenseRun, criterion: str, densit
     return mask_from_scores(scores, density, scope or settings.scope)
 
 
-def retrain(settings: BasicsSettings, data: Dataset, dense: DenseRun, mask: Mask, protocol: str) -> float:
-    """Start the survivors of ``mask`` from ``protocol``, train, and return test accuracy."""
+def _start(settings: BasicsSettings, data: Dataset, dense: DenseRun, mask: Mask, protocol: str):
+    """A fresh network whose survivors start from ``protocol``, ready to retrain under ``mask``."""
     model = _build(settings, data, dense.seed)
     fresh = (rewind.snapshot(_build(settings, data, dense.seed + 10_000))
              if protocol == "random_reinit" else None)
     rewind.reset(model, mask, protocol, dense.init, fresh=fresh,
                  generator=torch.Generator().manual_seed(dense.seed))
+    return model
+
+
+def retrain(settings: BasicsSettings, data: Dataset, dense: DenseRun, mask: Mask, protocol: str) -> float:
+    """Start the survivors of ``mask`` from ``protocol``, train, and return test accuracy."""
+    model = _start(settings, data, dense, mask, protocol)
     return _train(settings, model, data, dense.seed, hooks=[mask.hook(model)])
 
 
+def _retrain_all(settings: BasicsSettings, data: Dataset, dense: DenseRun,
+                 jobs: list[tuple[Mask, str]], batch: bool, progress: bool, desc: str) -> list[float]:
+    """Test accuracies after retraining each (mask, protocol); together when ``batch``."""
+    if not batch:
+        return [retrain(settings, data, dense, m, p)
+                for m, p in tqdm(jobs, desc=desc, disable=not progress)]
+    nets = [_start(settings, data, dense, m, p) for m, p in jobs]
+    results = fit_batched(nets, data, [dense.seed] * len(nets), masks=[m for m, _ in jobs],
+                          epochs=settings.epochs, lr=settings.lr, optimizer=settings.optimizer,
+                          batch_size=settings.batch_size, eval_test=True, progress=progress)
+    return [float(r.final["test_acc"]) for r in results]
+
+
 def criterion_protocol_grid(settings: BasicsSettings, data: Dataset, dense: DenseRun,
-                            progress: bool = True) -> pd.DataFrame:
-    """Test accuracy after retraining, for every criterion × protocol at ``settings.density``."""
-    rows = []
-    bar = tqdm(total=len(settings.criteria) * len(settings.protocols), desc="criterion × protocol",
-               disable=not progress)
-    for c in settings.criteria:
-        mask = prune_once(settings, dense, c, settings.density)
-        for p in settings.protocols:
-            rows.append({"criterion": c, "protocol": p, "density": mask.density,
-                         "test_acc": retrain(settings, data, dense, mask, p)})
-            bar.update()
-    bar.close()
-    return pd.DataFrame(rows)
+                            progress: bool = True, batch: bool = False) -> pd.DataFrame:
+    """Test accuracy after retraining, for every criterion × protocol at ``settings.density``.
+
+    ``batch=True`` retrains all of them as one batched model (:mod:`coursekit.batched`).
+    """
+    masks = {c: prune_once(settings, dense, c, settings.density) for c in settings.criteria}
+    pairs = [(c, p) for c in settings.criteria for p in settings.protocols]
+    accs = _retrain_all(settings, data, dense, [(masks[c], p) for c, p in pairs], batch, progress,
+                        "criterion × protocol")
+    return pd.DataFrame([{"criterion": c, "protocol": p, "density": masks[c].density, "test_acc": a}
+                         for (c, p), a in zip(pairs, accs, strict=True)])
 
 
 def criterion_density_grid(settings: BasicsSettings, data: Dataset, dense: DenseRun,
-                           known: pd.DataFrame | None = None, progress: bool = True
+                           known: pd.DataFrame | None = None, progress: bool = True, batch: bool = False
                            ) -> tuple[pd.DataFrame, dict[tuple[str, float], Mask]]:
     """For every criterion and density: the mask, and test accuracy retrained from ``init``.
 
@@ -138,13 +156,13 @@ def criterion_density_grid(settings: BasicsSettings, data: Dataset, dense: Dense
     if known is not None:
         rows_init = known[known["protocol"] == "init"]
         reuse = {(r.criterion, settings.density): r.test_acc for r in rows_init.itertuples()}
-    rows, masks = [], {}
     pairs = [(c, d) for c in settings.criteria for d in settings.densities]
-    for c, d in tqdm(pairs, desc="criterion × density", disable=not progress):
-        mask = prune_once(settings, dense, c, d)
-        masks[(c, d)] = mask
-        acc = reuse[(c, d)] if (c, d) in reuse else retrain(settings, data, dense, mask, "init")
-        rows.append({"criterion": c, "density": d, "test_acc": acc})
+    masks = {(c, d): prune_once(settings, dense, c, d) for c, d in pairs}
+    todo = [pair for pair in pairs if pair not in reuse]
+    accs = dict(zip(todo, _retrain_all(settings, data, dense, [(masks[t], "init") for t in todo],
+                                       batch, progress, "criterion × density"), strict=True))
+    rows = [{"criterion": c, "density": d, "test_acc": reuse.get((c, d), accs.get((c, d)))}
+            for c, d in pairs]
     return pd.DataFrame(rows), masks
 
 

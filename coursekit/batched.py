@@ -114,11 +114,15 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
                 masks: Sequence[Mask | None] | None = None, epochs: int = 1, lr: float = 0.1,
                 batch_size: int = 60, optimizer: str = "sgd", momentum: float = 0.0,
                 weight_decay: float = 0.0, shared_order: bool = False, eval_test: bool = False,
-                patience: int | None = None, progress: bool = True) -> list[FitResult]:
+                eval_every: int | None = None, patience: int | None = None,
+                progress: bool = True) -> list[FitResult]:
     """Train ``models`` together; member k behaves as ``fit(models[k], data, seed=seeds[k], ...)``.
 
-    Evaluates once per epoch. ``shared_order`` gives every member ``seeds[0]``'s minibatch
-    order. The trained weights are copied back into ``models``.
+    Evaluates like :func:`coursekit.train.fit`: every ``eval_every`` steps (default once
+    per epoch) and at the last step. ``shared_order`` gives every member ``seeds[0]``'s
+    minibatch order. With ``patience``, a member is dropped at the end of the epoch in which
+    it ran out of patience (``fit`` stops at that very evaluation). The trained weights are
+    copied back into ``models``.
     """
     k_all = len(models)
     if len(seeds) != k_all:
@@ -154,11 +158,12 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
     record(0, [float("nan")] * k_all)
     bar = tqdm(total=epochs * steps_per_epoch, desc=f"{k_all} models", disable=not progress, leave=False)
     step = 0
+    running, count = torch.zeros(k_all, device=device), 0
     for epoch in range(epochs):
-        orders = [torch.randperm(n, device=device, generator=_epoch_generator(device, seeds[0 if shared_order else k], epoch))
-                  for k in active]
-        order = torch.stack(orders)  # (K, N)
-        running = torch.zeros(len(active), device=device)
+        order = torch.stack([
+            torch.randperm(n, device=device,
+                           generator=_epoch_generator(device, seeds[0 if shared_order else k], epoch))
+            for k in active])  # (K, N)
         for start in range(0, n, batch_size):
             idx = order[:, start:start + batch_size]
             logits = bm(data.x_train[idx])
@@ -172,10 +177,15 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
                     names = list(stacked_masks)
                     torch._foreach_mul_([bm.params[nm] for nm in names],
                                         [stacked_masks[nm].to(bm.params[nm].dtype) for nm in names])
-            running += losses.detach()
+            running[: len(active)] += losses.detach()
+            count += 1
             step += 1
             bar.update()
-        record(step, (running / steps_per_epoch).tolist())
+            last = step == epochs * steps_per_epoch
+            if last or (eval_every and step % eval_every == 0) or (eval_every is None and step % steps_per_epoch == 0):
+                record(step, (running[: len(active)] / count).tolist())
+                running.zero_()
+                count = 0
         if patience is not None:
             done = [k for k in active if stale[k] >= patience]
             for k in done:

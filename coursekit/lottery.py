@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit import criteria, models, rewind, schedules
+from coursekit.batched import fit_batched
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
@@ -148,20 +149,40 @@ def _save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _train_level(model: nn.Module, data: Dataset, settings: LotterySettings, seed: int, mask: Mask,
-                 extra_hooks=(), desc: str = "") -> tuple[dict, dict[str, torch.Tensor]]:
-    """Train one network under ``mask``; return its results row and final weights."""
+@dataclass
+class _Job:
+    """One network to train in a round: whose, which variant, its model and mask."""
+
+    seed: int
+    variant: str
+    model: nn.Module
+    mask: Mask
+    hooks: tuple = ()
+    start: dict[str, torch.Tensor] | None = None
+
+
+def _train_jobs(jobs: list[_Job], data: Dataset, settings: LotterySettings,
+                batch: bool) -> list[tuple[dict, dict[str, torch.Tensor]]]:
+    """Train every job under its mask (together when ``batch``); rows and final weights."""
     steps_per_epoch = -(-len(data.y_train) // settings.batch_size)
-    result = fit(model, data, epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
-                 optimizer=settings.optimizer, seed=seed, eval_test=True,
-                 eval_every=max(1, steps_per_epoch // settings.evals_per_epoch),
-                 hooks=[mask.hook(model), *extra_hooks], progress=False, desc=desc)
-    hist = result.history
-    best = hist.loc[hist["step"] == result.best_step].iloc[0]
-    row = {"density": mask.density, "early_stop_step": result.best_step,
-           "val_acc_early_stop": float(best["val_acc"]), "test_acc_early_stop": float(best["test_acc"]),
-           "test_acc_end": float(hist["test_acc"].iloc[-1]), "train_steps": int(hist["step"].iloc[-1])}
-    return row, rewind.snapshot(model)
+    common = {"epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size,
+              "optimizer": settings.optimizer, "eval_test": True, "progress": False,
+              "eval_every": max(1, steps_per_epoch // settings.evals_per_epoch)}
+    if batch and not any(j.hooks for j in jobs):
+        results = fit_batched([j.model for j in jobs], data, [j.seed for j in jobs],
+                              masks=[j.mask for j in jobs], **common)
+    else:
+        results = [fit(j.model, data, seed=j.seed, hooks=[j.mask.hook(j.model), *j.hooks], **common)
+                   for j in jobs]
+    out = []
+    for job, result in zip(jobs, results, strict=True):
+        hist = result.history
+        best = hist.loc[hist["step"] == result.best_step].iloc[0]
+        row = {"density": job.mask.density, "early_stop_step": result.best_step,
+               "val_acc_early_stop": float(best["val_acc"]), "test_acc_early_stop": float(best["test_acc"]),
+               "test_acc_end": float(hist["test_acc"].iloc[-1]), "train_steps": int(hist["step"].iloc[-1])}
+        out.append((row, rewind.snapshot(job.model)))
+    return out
 
 
 def _prune_level(settings: LotterySettings, start: Mapping[str, torch.Tensor],
@@ -183,7 +204,7 @@ def _random_mask_like(mask: Mask, generator: torch.Generator) -> Mask:
 
 
 def run_imp(settings: LotterySettings, data: Dataset, run_dir: str | Path | None = None,
-            progress: bool = True) -> pd.DataFrame:
+            progress: bool = True, batch: bool = False) -> pd.DataFrame:
     """Run IMP for every seed and protocol, plus the controls; one row per seed × variant × round.
 
     Columns: ``seed``, ``variant`` (a protocol or a control), ``round`` (0 = dense),
@@ -195,97 +216,105 @@ def run_imp(settings: LotterySettings, data: Dataset, run_dir: str | Path | None
     (rows, masks and trained weights) and ``run_dir/settings.json`` records the
     settings; a later call with the same folder skips finished rounds and returns the
     same table. Other settings on an existing folder raise ``ValueError``.
+
+    ``batch=True`` trains all networks of a round — every seed, protocol and control —
+    as one batched model (:mod:`coursekit.batched`); the table is the same to float
+    tolerance.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
         _settings_file(run_dir, settings, data)
-    rows: list[dict] = []
-    total = len(settings.seeds) * (1 + settings.rounds)
-    bar = tqdm(total=total, desc="IMP rounds", disable=not progress)
-    for seed in settings.seeds:
-        rows += _run_seed(settings, data, seed, run_dir, bar)
+    runs = [_SeedRun(settings, data, seed, run_dir) for seed in settings.seeds]
+    bar = tqdm(total=len(runs) * (1 + settings.rounds), initial=sum(r.done + 1 for r in runs),
+               desc="IMP rounds", disable=not progress)
+    for round_ in range(settings.rounds + 1):
+        todo = [r for r in runs if r.done < round_]
+        if not todo:
+            continue
+        jobs = {r.seed: r.jobs(round_) for r in todo}
+        trained = iter(_train_jobs([j for r in todo for j in jobs[r.seed]], data, settings, batch))
+        for r in todo:
+            r.finish(round_, [(j, next(trained)) for j in jobs[r.seed]])
+            bar.update()
     bar.close()
-    return pd.DataFrame(rows)
+    return pd.DataFrame([row for r in runs for row in r.rows])
 
 
-def _run_seed(settings: LotterySettings, data: Dataset, seed: int, run_dir: Path | None,
-              bar) -> list[dict]:
-    def build(s: int) -> nn.Module:
-        return models.build(settings.model, data.input_shape, data.num_classes, seed=s, device=data.device)
+class _SeedRun:
+    """One seed's IMP trajectory: its state between rounds, its rows, its checkpoints."""
 
-    model = build(seed)
-    init = rewind.snapshot(model)
-    layers = list(prunable_parameters(model))
-    targets = settings.targets(layers)
-    seed_dir = run_dir / f"seed{seed}" if run_dir is not None else None
-    if seed_dir is not None:
-        seed_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, settings: LotterySettings, data: Dataset, seed: int, run_dir: Path | None):
+        self.settings, self.data, self.seed = settings, data, seed
+        self.init = rewind.snapshot(self.build(seed))
+        self.layers = list(prunable_parameters(self.build(seed)))
+        self.targets = settings.targets(self.layers)
+        self.dir = run_dir / f"seed{seed}" if run_dir is not None else None
+        self.rows: list[dict] = []
+        self.state: dict | None = None
+        self.done = -1
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            finished = sorted(self.dir.glob("round*.pt"))
+            for path in finished:
+                self.rows += torch.load(path, map_location="cpu", weights_only=False)["rows"]
+            if finished:
+                self.state = torch.load(finished[-1], map_location=data.device, weights_only=False)
+                self.done = int(finished[-1].stem[len("round"):])
 
-    def checkpoint(r: int) -> Path | None:
-        return seed_dir / f"round{r:02d}.pt" if seed_dir is not None else None
+    def build(self, seed: int) -> nn.Module:
+        s, d = self.settings, self.data
+        return models.build(s.model, d.input_shape, d.num_classes, seed=seed, device=d.device)
 
-    # state carried from round to round: per protocol the mask, start and final weights
-    rows: list[dict] = []
-    state: dict | None = None
-    done = -1
-    if seed_dir is not None:
-        for r in range(settings.rounds, -1, -1):
-            if checkpoint(r).is_file():
-                state = torch.load(checkpoint(r), map_location=data.device, weights_only=False)
-                done = r
-                break
-    if state is not None:
-        for r in range(done + 1):
-            rows += torch.load(checkpoint(r), map_location="cpu", weights_only=False)["rows"]
-        bar.update(done + 1)
-
-    if state is None:  # round 0: the dense network, shared by every variant
-        saver = _RewindSaver(settings.rewind_step)
-        dense = Mask.ones_like(model)
-        if settings.rewind_step == 0:
-            saver.state = rewind.snapshot(model)
-        row, final = _train_level(model, data, settings, seed, dense, [saver], "dense")
-        if "rewind" in settings.protocols and saver.state is None:
-            raise ValueError(f"rewind_step {settings.rewind_step} was never reached: dense training "
-                             f"has {row['train_steps']} steps")
-        rows += [{"seed": seed, "variant": v, "round": 0, **row} for v in settings.variants]
-        state = {"rewind": saver.state,
-                 "protocols": {p: {"mask": dense, "start": init, "final": final} for p in settings.protocols},
-                 "rows": rows[-len(settings.variants):]}
-        if seed_dir is not None:
-            _save(state, checkpoint(0))
-        bar.update(1)
-        done = 0
-
-    for r in range(done + 1, settings.rounds + 1):
-        gen = torch.Generator().manual_seed(_derived_seed(seed, r, 1))
-        level_rows, new_protocols = [], {}
-        for p in settings.protocols:
-            prev = state["protocols"][p]
-            mask = _prune_level(settings, prev["start"], prev["final"], prev["mask"], targets[r - 1], gen)
-            fresh = rewind.snapshot(build(_derived_seed(seed, r, 2))) if p == "random_reinit" else None
-            rewind.reset(model, mask, p, init, rewind=state["rewind"], fresh=fresh, generator=gen)
-            start = rewind.snapshot(model)
-            row, final = _train_level(model, data, settings, seed, mask, desc=f"{p} round {r}")
-            level_rows.append({"seed": seed, "variant": p, "round": r, **row})
-            new_protocols[p] = {"mask": mask, "start": start, "final": final}
-        ticket = new_protocols[settings.protocols[0]]["mask"]
-        for c in settings.controls:
+    def jobs(self, round_: int) -> list[_Job]:
+        s = self.settings
+        if round_ == 0:  # the dense network, shared by every variant
+            model = self.build(self.seed)
+            self.saver = _RewindSaver(s.rewind_step)
+            if s.rewind_step == 0:
+                self.saver.state = rewind.snapshot(model)
+            hooks = (self.saver,) if "rewind" in s.protocols and s.rewind_step > 0 else ()
+            return [_Job(self.seed, "dense", model, Mask.ones_like(model), hooks, self.init)]
+        gen = torch.Generator().manual_seed(_derived_seed(self.seed, round_, 1))
+        jobs = []
+        for p in s.protocols:
+            prev = self.state["protocols"][p]
+            mask = _prune_level(s, prev["start"], prev["final"], prev["mask"], self.targets[round_ - 1], gen)
+            model = self.build(self.seed)
+            fresh = rewind.snapshot(self.build(_derived_seed(self.seed, round_, 2))) if p == "random_reinit" else None
+            rewind.reset(model, mask, p, self.init, rewind=self.state["rewind"], fresh=fresh, generator=gen)
+            jobs.append(_Job(self.seed, p, model, mask, start=rewind.snapshot(model)))
+        ticket = jobs[0].mask
+        for c in s.controls:
+            model = self.build(self.seed)
             if c == "random_reinit":
-                mask = ticket
-                fresh = rewind.snapshot(build(_derived_seed(seed, r, 3)))
-                rewind.reset(model, mask, "random_reinit", init, fresh=fresh)
+                mask, fresh = ticket, rewind.snapshot(self.build(_derived_seed(self.seed, round_, 3)))
+                rewind.reset(model, mask, "random_reinit", self.init, fresh=fresh)
             else:
                 mask = _random_mask_like(ticket, gen)
-                rewind.reset(model, mask, "init", init)
-            row, _ = _train_level(model, data, settings, seed, mask, desc=f"{c} round {r}")
-            level_rows.append({"seed": seed, "variant": c, "round": r, **row})
-        state = {"rewind": state["rewind"], "protocols": new_protocols, "rows": level_rows}
-        rows += level_rows
-        if seed_dir is not None:
-            _save(state, checkpoint(r))
-        bar.update(1)
-    return rows
+                rewind.reset(model, mask, "init", self.init)
+            jobs.append(_Job(self.seed, c, model, mask))
+        return jobs
+
+    def finish(self, round_: int, trained: list[tuple[_Job, tuple[dict, dict]]]) -> None:
+        s = self.settings
+        if round_ == 0:
+            (job, (row, final)), = trained
+            if "rewind" in s.protocols and self.saver.state is None:
+                raise ValueError(f"rewind_step {s.rewind_step} was never reached: dense training "
+                                 f"has {row['train_steps']} steps")
+            rows = [{"seed": self.seed, "variant": v, "round": 0, **row} for v in s.variants]
+            protocols = {p: {"mask": job.mask, "start": self.init, "final": final} for p in s.protocols}
+            self.state = {"rewind": self.saver.state, "protocols": protocols, "rows": rows}
+        else:
+            rows = [{"seed": self.seed, "variant": job.variant, "round": round_, **row}
+                    for job, (row, _) in trained]
+            protocols = {job.variant: {"mask": job.mask, "start": job.start, "final": final}
+                         for job, (_, final) in trained if job.variant in s.protocols}
+            self.state = {"rewind": self.state["rewind"], "protocols": protocols, "rows": rows}
+        self.rows += rows
+        self.done = round_
+        if self.dir is not None:
+            _save(self.state, self.dir / f"round{round_:02d}.pt")
 
 
 def load_masks(run_dir: str | Path, seed: int, protocol: str) -> dict[int, Mask]:

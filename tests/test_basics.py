@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from coursekit import basics, data
@@ -64,3 +65,9 @@ def test_lecture_03_headlines_hold_for_three_seeds(seed):
     small = basics.prune_once(settings, dense, "small_final", settings.density)
     assert (basics.retrain(settings, ds, dense, large, "init")
             > basics.retrain(settings, ds, dense, small, "init") + 0.05)
+
+
+def test_batched_grid_matches_the_one_at_a_time_grid(digits, dense):
+    alone = basics.criterion_protocol_grid(SMALL, digits, dense, progress=False)
+    together = basics.criterion_protocol_grid(SMALL, digits, dense, progress=False, batch=True)
+    pd.testing.assert_frame_equal(alone, together, check_exact=False, atol=2e-3, rtol=1e-3)

@@ -25,24 +25,32 @@ def test_resume_after_an_interruption_gives_the_same_table(digits, tmp_path, mon
     uninterrupted = lottery.run_imp(FAST, digits, tmp_path / "a", progress=False)
 
     calls = {"n": 0}
-    real = lottery._train_level
+    real = lottery._train_jobs
 
     def stop_in_round_3(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 1 + 3 + 3 + 1:  # dense, rounds 1 and 2 (3 trainings each), then stop
+        if calls["n"] == 4:  # one call per round: dense, rounds 1 and 2, then stop
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(lottery, "_train_level", stop_in_round_3)
+    monkeypatch.setattr(lottery, "_train_jobs", stop_in_round_3)
     with pytest.raises(KeyboardInterrupt):
         lottery.run_imp(FAST, digits, tmp_path / "b", progress=False)
     assert sorted(p.name for p in (tmp_path / "b" / "seed0").iterdir()) == [
         "round00.pt", "round01.pt", "round02.pt"]
-    monkeypatch.setattr(lottery, "_train_level", real)
+    monkeypatch.setattr(lottery, "_train_jobs", real)
 
     resumed = lottery.run_imp(FAST, digits, tmp_path / "b", progress=False)
     pd.testing.assert_frame_equal(resumed, uninterrupted)
     pd.testing.assert_frame_equal(lottery.run_imp(FAST, digits, progress=False), uninterrupted)
+
+
+def test_batched_run_gives_the_same_table(digits):
+    """Acceptance (issue 6): batch=True trains each round's networks together, same results."""
+    two_seeds = lottery.LotterySettings(**{**FAST.__dict__, "seeds": (0, 1)})
+    alone = lottery.run_imp(two_seeds, digits, progress=False)
+    together = lottery.run_imp(two_seeds, digits, progress=False, batch=True)
+    pd.testing.assert_frame_equal(alone, together, check_exact=False, atol=2e-3, rtol=1e-3)
 
 
 def test_other_settings_on_an_existing_run_folder_are_refused(digits, tmp_path):
