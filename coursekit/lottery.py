@@ -17,7 +17,6 @@ folder it resumes and returns the same table as an uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from coursekit import criteria, models, rewind, schedules
+from coursekit import criteria, files, models, rewind, schedules
 from coursekit.batched import fit_batched
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
@@ -138,15 +137,7 @@ def _settings_file(run_dir: Path, settings: LotterySettings, data: Dataset) -> N
                              "use another folder, or delete this one to start over. Nothing was changed.")
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(wanted, indent=1))
-    os.replace(tmp, path)
-
-
-def _save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    files.write_text(path, json.dumps(wanted, indent=1))
 
 
 @dataclass
@@ -314,7 +305,7 @@ class _SeedRun:
         self.rows += rows
         self.done = round_
         if self.dir is not None:
-            _save(self.state, self.dir / f"round{round_:02d}.pt")
+            files.save_torch(self.state, self.dir / f"round{round_:02d}.pt")
 
 
 def load_masks(run_dir: str | Path, seed: int, protocol: str) -> dict[int, Mask]:

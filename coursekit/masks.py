@@ -19,7 +19,6 @@ alone at 1.07–1.10× the dense step and gradient masking on top at 1.09–1.16
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from coursekit import files
 from coursekit.train import Hook, StepContext
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -195,11 +195,7 @@ class Mask(Mapping[str, torch.Tensor]):
     # -- storing ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the mask to ``path`` (a ``torch.save`` file, written atomically)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({n: t.cpu() for n, t in self.items()}, tmp)
-        os.replace(tmp, path)
-        return path
+        return files.save_torch({n: t.cpu() for n, t in self.items()}, path)
 
     @classmethod
     def load(cls, path: str | Path, model: nn.Module | None = None) -> Mask:

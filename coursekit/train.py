@@ -11,7 +11,6 @@ resumes where it stopped and returns the same history.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from coursekit import files
 from coursekit.data import Dataset, batches
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -131,12 +131,6 @@ def _epoch_generator(device: torch.device, seed: int, epoch: int) -> torch.Gener
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, batch_size: int = 60,
         optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
         eval_every: int | None = None, eval_test: bool = False, patience: int | None = None,
@@ -221,7 +215,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
                     stopped = True
                     break
         if checkpoint is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "rows": rows,
+            files.save_torch({"model": model.state_dict(), "optimizer": opt.state_dict(), "rows": rows,
                           "epoch": epoch + 1, "stale": stale, "stopped": stopped}, checkpoint)
     bar.close()
     history = pd.DataFrame(rows)

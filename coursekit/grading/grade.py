@@ -31,6 +31,7 @@ import nbformat
 import pandas as pd
 from nbformat.v4 import new_code_cell
 
+from coursekit import files
 from coursekit.grading import checks as checks_mod
 from coursekit.grading.labfmt import Template, cell_id, checksum
 
@@ -255,9 +256,8 @@ def feedback_markdown(student: str, grade: dict) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> str:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``text`` atomically and return its SHA-256 (to notice later tampering)."""
+    files.write_text(path, text)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
