@@ -26,18 +26,13 @@ from coursekit.batched import fit_batched
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
-from coursekit.train import evaluate, fit
+from coursekit.train import TrainSettings, evaluate, fit
 
 
 @dataclass(frozen=True)
-class BasicsSettings:
-    """The knobs of ``lectures/03_pruning_basics.ipynb``."""
+class BasicsSettings(TrainSettings):
+    """The knobs of ``lectures/03_pruning_basics.ipynb`` (training ones from :class:`TrainSettings`)."""
 
-    model: str = "lenet300_100"
-    epochs: int = 5
-    lr: float = 1.2e-3
-    optimizer: str = "adam"
-    batch_size: int = 60
     density: float = 0.05
     densities: tuple[float, ...] = (0.5, 0.2, 0.05)
     criteria: tuple[str, ...] = tuple(criteria.CRITERIA)
@@ -74,8 +69,8 @@ def _build(settings: BasicsSettings, data: Dataset, seed: int):
 
 
 def _train(settings: BasicsSettings, model, data: Dataset, seed: int, hooks=()) -> float:
-    result = fit(model, data, epochs=settings.epochs, lr=settings.lr, optimizer=settings.optimizer,
-                 batch_size=settings.batch_size, seed=seed, hooks=hooks, eval_test=True, progress=False)
+    result = fit(model, data, **settings.fit_kwargs(), seed=seed, hooks=hooks, eval_test=True,
+                 progress=False)
     return float(result.final["test_acc"])
 
 
@@ -125,8 +120,7 @@ def _retrain_all(settings: BasicsSettings, data: Dataset, dense: DenseRun,
                 for m, p in tqdm(jobs, desc=desc, disable=not progress)]
     nets = [_start(settings, data, dense, m, p) for m, p in jobs]
     results = fit_batched(nets, data, [dense.seed] * len(nets), masks=[m for m, _ in jobs],
-                          epochs=settings.epochs, lr=settings.lr, optimizer=settings.optimizer,
-                          batch_size=settings.batch_size, eval_test=True, progress=progress)
+                          **settings.fit_kwargs(), eval_test=True, progress=progress)
     return [float(r.final["test_acc"]) for r in results]
 
 

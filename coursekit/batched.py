@@ -84,16 +84,15 @@ class BatchedModels:
         self.buffers = {n: b[index.to(b.device)] for n, b in self.buffers.items()}
 
 
-def _stack_masks(masks: Sequence[Mask | None], models: Sequence[nn.Module]):
+def _stack_masks(masks: Sequence[Mask | None], models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
+    """Name → (K, ...) float factors (1 kept, 0 pruned), made once, multiplied in after each step."""
     names = set().union(*(m.keys() for m in masks if m is not None))
     stacked = {}
-    for name in names:
-        parts = []
-        for mask, model in zip(masks, models, strict=True):
-            shape = dict(model.named_parameters())[name].shape
-            parts.append(mask[name] if mask is not None and name in mask
-                         else torch.ones(shape, dtype=torch.bool))
-        stacked[name] = torch.stack([p.to(models[0].parameters().__next__().device) for p in parts])
+    for name in sorted(names):
+        param = dict(models[0].named_parameters())[name]
+        parts = [mask[name] if mask is not None and name in mask else torch.ones(param.shape, dtype=torch.bool)
+                 for mask in masks]
+        stacked[name] = torch.stack([p.to(param.device) for p in parts]).to(param.dtype)
     return stacked
 
 
@@ -174,9 +173,7 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
             opt.step()
             if stacked_masks:
                 with torch.no_grad():
-                    names = list(stacked_masks)
-                    torch._foreach_mul_([bm.params[nm] for nm in names],
-                                        [stacked_masks[nm].to(bm.params[nm].dtype) for nm in names])
+                    torch._foreach_mul_([bm.params[nm] for nm in stacked_masks], list(stacked_masks.values()))
             running[: len(active)] += losses.detach()
             count += 1
             step += 1

@@ -31,13 +31,13 @@ from coursekit.batched import fit_batched
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
-from coursekit.train import StepContext, fit
+from coursekit.train import StepContext, TrainSettings, fit
 
 CONTROLS = ("random_reinit", "random_mask")
 
 
 @dataclass(frozen=True)
-class LotterySettings:
+class LotterySettings(TrainSettings):
     """An IMP experiment. Defaults follow Frankle & Carbin 2019's LeNet-300-100 runs.
 
     Attributes:
@@ -57,11 +57,7 @@ class LotterySettings:
         evals_per_epoch: evaluations per epoch, for the early-stopping iteration.
     """
 
-    model: str = "lenet300_100"
     epochs: int = 10
-    lr: float = 1.2e-3
-    optimizer: str = "adam"
-    batch_size: int = 60
     rounds: int = 10
     prune_fraction_of_remaining: float = 0.2
     scope: str = "layerwise"
@@ -156,8 +152,7 @@ def _train_jobs(jobs: list[_Job], data: Dataset, settings: LotterySettings,
                 batch: bool) -> list[tuple[dict, dict[str, torch.Tensor]]]:
     """Train every job under its mask (together when ``batch``); rows and final weights."""
     steps_per_epoch = -(-len(data.y_train) // settings.batch_size)
-    common = {"epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size,
-              "optimizer": settings.optimizer, "eval_test": True, "progress": False,
+    common = {**settings.fit_kwargs(), "eval_test": True, "progress": False,
               "eval_every": max(1, steps_per_epoch // settings.evals_per_epoch)}
     if batch and not any(j.hooks for j in jobs):
         results = fit_batched([j.model for j in jobs], data, [j.seed for j in jobs],
@@ -236,8 +231,9 @@ class _SeedRun:
 
     def __init__(self, settings: LotterySettings, data: Dataset, seed: int, run_dir: Path | None):
         self.settings, self.data, self.seed = settings, data, seed
-        self.init = rewind.snapshot(self.build(seed))
-        self.layers = list(prunable_parameters(self.build(seed)))
+        model = self.build(seed)
+        self.init = rewind.snapshot(model)
+        self.layers = list(prunable_parameters(model))
         self.targets = settings.targets(self.layers)
         self.dir = run_dir / f"seed{seed}" if run_dir is not None else None
         self.rows: list[dict] = []

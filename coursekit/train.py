@@ -27,6 +27,25 @@ from coursekit.data import Dataset, batches
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """How every network of an experiment is trained; topic settings extend it.
+
+    Defaults: LeNet-300-100 with Adam at 1.2e-3, batch 60 (Frankle & Carbin 2019).
+    """
+
+    model: str = "lenet300_100"
+    epochs: int = 5
+    lr: float = 1.2e-3
+    optimizer: str = "adam"
+    batch_size: int = 60
+
+    def fit_kwargs(self) -> dict:
+        """The arguments of :func:`fit` these settings fix."""
+        return {"epochs": self.epochs, "lr": self.lr, "optimizer": self.optimizer,
+                "batch_size": self.batch_size}
+
+
 @dataclass
 class StepContext:
     """What a hook sees after each optimiser step."""
@@ -202,8 +221,10 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
             running += loss.detach()
             count += 1
             bar.update()
-            for hook in hooks:
-                hook(StepContext(model, opt, step, epoch, loss))
+            if hooks:
+                ctx = StepContext(model, opt, step, epoch, loss)
+                for hook in hooks:
+                    hook(ctx)
             end_of_epoch = step % steps_per_epoch == 0
             last_step = step == epochs * steps_per_epoch
             if last_step or (eval_every and step % eval_every == 0) or (eval_every is None and end_of_epoch):

@@ -109,3 +109,10 @@ def test_model_and_data_that_do_not_fit_together(digits):
     three_classes = models.build("mlp", digits.input_shape, 3)
     with pytest.raises(ValueError, match=r"outputs shape \(3,\) per example but 'digits' has 10 classes"):
         train.fit(three_classes, digits, progress=False)
+
+
+def test_train_settings_give_fit_its_arguments(digits):
+    settings = train.TrainSettings(model="mlp", epochs=1, lr=1e-2, batch_size=100)
+    assert settings.fit_kwargs() == {"epochs": 1, "lr": 1e-2, "optimizer": "adam", "batch_size": 100}
+    result = train.fit(_mlp(digits), digits, **settings.fit_kwargs(), progress=False)
+    assert result.history["step"].iloc[-1] == -(-len(digits.y_train) // 100)
