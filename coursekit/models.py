@@ -9,6 +9,8 @@ name               network
 ``conv4``          Conv-4 (64, 64, pool, 128, 128, pool; FC 256, 256)
 ``cnn1d``          the 1-D CNN of MNIST-1D (Greydanus 2020): three strided convs
 ``mlp``            a small multilayer perceptron with chosen widths and activation
+``vgg_bn``         a small VGG with BatchNorm (conv-BN-ReLU, max-pools, global average
+                   pool, Linear), the network-slimming / Early-Bird family
 =================  ==========================================================
 
 ``build(name, input_shape, num_classes, seed=...)`` returns the model on the CPU;
@@ -99,8 +101,39 @@ def cnn1d(input_shape: Sequence[int], num_classes: int, width: float = 1.0) -> n
     return nn.Sequential(*body, nn.Linear(features, num_classes))
 
 
+def vgg_bn(input_shape: Sequence[int], num_classes: int, cfg: Sequence[int | str] = (16, "M", 32, "M", 64),
+           width: float = 1.0) -> nn.Sequential:
+    """A small VGG with BatchNorm, as in network slimming (Liu et al. 2017) and Early-Bird (You et al. 2020).
+
+    ``cfg`` lists conv widths and ``"M"`` for a 2×2 max-pool (VGG's notation). Each conv is
+    3×3 without bias, then ``BatchNorm2d`` (whose scales γ rank channels), then ReLU; the
+    last feature map is averaged over space, so a Linear layer of ``cfg[-1]`` inputs reads
+    it and removing a channel removes exactly one input of the next layer.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"vgg_bn needs images of shape (C, H, W), got input_shape {tuple(input_shape)}")
+    bad = [c for c in cfg if c != "M" and not (isinstance(c, int) and c > 0)]
+    if bad or not any(c != "M" for c in cfg):
+        raise ValueError(f"cfg must list positive conv widths and 'M' for pooling, got {tuple(cfg)}")
+    layers: list[nn.Module] = []
+    channels, size = input_shape[0], min(input_shape[1:])
+    for c in cfg:
+        if c == "M":
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+            continue
+        (out,) = _scaled(width, c)
+        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+        channels = out
+    if size < 1:
+        raise ValueError(f"input {tuple(input_shape)} is too small for the pooling in cfg {tuple(cfg)}")
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+    return nn.Sequential(*layers)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet300_100": lenet300_100, "conv2": conv2, "conv4": conv4, "cnn1d": cnn1d, "mlp": mlp,
+    "vgg_bn": vgg_bn,
 }
 
 

@@ -4,7 +4,7 @@ import torch
 from coursekit import models
 
 SHAPES = {"lenet300_100": (1, 28, 28), "conv2": (1, 28, 28), "conv4": (1, 28, 28),
-          "cnn1d": (1, 40), "mlp": (1, 8, 8)}
+          "cnn1d": (1, 40), "mlp": (1, 8, 8), "vgg_bn": (1, 28, 28)}
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
@@ -53,8 +53,18 @@ def test_build_moves_to_device():
     ({"name": "mlp", "activation": "gelu"}, "unknown activation 'gelu'"),
     ({"name": "lenet300_100", "width": 0}, "width must be a positive"),
     ({"name": "mlp", "num_classes": 1}, "at least 2"),
+    ({"name": "vgg_bn", "cfg": (16, "X")}, "cfg must list positive conv widths"),
+    ({"name": "vgg_bn", "cfg": ("M",)}, "cfg must list positive conv widths"),
+    ({"name": "vgg_bn", "cfg": (8, "M", "M", "M", "M", "M")}, "too small"),
 ])
 def test_bad_model_requests(kwargs, message):
     args = {"input_shape": (1, 28, 28), "num_classes": 10} | kwargs
     with pytest.raises(ValueError, match=message):
         models.build(args.pop("name"), **args)
+
+
+def test_vgg_bn_puts_batchnorm_after_every_conv():
+    model = models.build("vgg_bn", (1, 28, 28), 10, cfg=(4, "M", 8))
+    kinds = [type(m).__name__ for m in model]
+    assert kinds[:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert kinds.count("BatchNorm2d") == 2 and model[-1].in_features == 8
