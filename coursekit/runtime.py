@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -161,3 +162,19 @@ def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
     if verbose:
         print(rt.describe())
     return rt
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, then restore the thread count.
+
+    Tiny models and small LAPACK calls gain nothing from a second thread and, on a busy
+    2-core machine, lose a lot to waiting for it (a 64×288 SVD: 1.3 s on two threads,
+    2 ms on one; the 12-bit network of lecture 04 runs several times faster).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

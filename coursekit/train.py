@@ -55,6 +55,7 @@ class StepContext:
     step: int
     epoch: int
     loss: torch.Tensor
+    end_of_epoch: bool = False
 
 
 Hook = Callable[[StepContext], None]
@@ -152,15 +153,20 @@ def _epoch_generator(device: torch.device, seed: int, epoch: int) -> torch.Gener
 
 def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, batch_size: int = 60,
         optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
-        eval_every: int | None = None, eval_test: bool = False, patience: int | None = None,
-        hooks: Iterable[Hook] = (), checkpoint: str | Path | None = None,
-        progress: bool = True, desc: str = "training") -> FitResult:
+        lr_decay: float = 1.0, eval_every: int | None = None, eval_test: bool = False,
+        patience: int | None = None, hooks: Iterable[Hook] = (),
+        transform: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+        penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+        checkpoint: str | Path | None = None, progress: bool = True,
+        desc: str = "training") -> FitResult:
     """Train ``model`` on ``data`` with cross-entropy and return its history.
 
     Args:
         epochs: passes over the training split.
         batch_size: examples per step (60 in Frankle & Carbin's LeNet runs).
         optimizer, lr, momentum, weight_decay: see :func:`make_optimizer`.
+        lr_decay: the learning rate of epoch ``e`` is ``lr * lr_decay**e`` (exponential
+            annealing, as in Achille et al. 2019); 1 keeps it constant.
         seed: fixes the minibatch order (the model's init comes from its own seed).
         eval_every: evaluate every so many steps; default once per epoch. The last
             step is always evaluated, so the last row describes the trained model.
@@ -168,6 +174,11 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         patience: stop after this many evaluations without a better validation
             accuracy; ``None`` trains all epochs (the best step is recorded anyway).
         hooks: callables taking a :class:`StepContext`, run after every optimiser step.
+        transform: ``transform(xb, epoch)`` changes each training minibatch, e.g. a
+            sensory deficit for the first epochs (:mod:`coursekit.critical`).
+        penalty: ``penalty(model)`` is added to the loss, e.g. the L1 norm of
+            BatchNorm scales of network slimming (:mod:`coursekit.early_bird`); the
+            recorded ``train_loss`` includes it.
         checkpoint: a file to save the state to after each epoch; if it exists when
             ``fit`` starts, training resumes from it.
         progress: show a tqdm progress bar.
@@ -176,6 +187,8 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1):
         raise ValueError(f"eval_every must be a positive int or None, got {eval_every!r}")
+    if not 0 < lr_decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
     hooks = list(hooks)
     device = data.device
     _check_compatible(model, data)
@@ -212,8 +225,14 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         if stopped:
             break
         gen = _epoch_generator(device, seed, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr * lr_decay**epoch
         for xb, yb in batches(data.x_train, data.y_train, batch_size, generator=gen):
+            if transform is not None:
+                xb = transform(xb, epoch)
             loss = F.cross_entropy(model(xb), yb)
+            if penalty is not None:
+                loss = loss + penalty(model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -221,11 +240,11 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
             running += loss.detach()
             count += 1
             bar.update()
+            end_of_epoch = step % steps_per_epoch == 0
             if hooks:
-                ctx = StepContext(model, opt, step, epoch, loss)
+                ctx = StepContext(model, opt, step, epoch, loss, end_of_epoch)
                 for hook in hooks:
                     hook(ctx)
-            end_of_epoch = step % steps_per_epoch == 0
             last_step = step == epochs * steps_per_epoch
             if last_step or (eval_every and step % eval_every == 0) or (eval_every is None and end_of_epoch):
                 stale = 0 if record(step, running.item() / count) else stale + 1

@@ -88,3 +88,10 @@ def test_run_dir_per_experiment_and_scale(monkeypatch, tmp_path):
     assert runtime.run_dir("02_lottery", "ci") == tmp_path / "02_lottery" / "ci"
     with pytest.raises(ValueError, match="unknown scale"):
         runtime.run_dir("x", "big")
+
+
+def test_one_thread_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with runtime.one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -96,6 +96,7 @@ def test_evaluate_matches_cross_entropy(digits):
     ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'.*adamw"),
     ({"lr": 0}, "lr must be positive"),
     ({"eval_every": 0}, "eval_every"),
+    ({"lr_decay": 0}, r"lr_decay must be in \(0, 1\]"),
 ])
 def test_bad_arguments(digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -116,3 +117,30 @@ def test_train_settings_give_fit_its_arguments(digits):
     assert settings.fit_kwargs() == {"epochs": 1, "lr": 1e-2, "optimizer": "adam", "batch_size": 100}
     result = train.fit(_mlp(digits), digits, **settings.fit_kwargs(), progress=False)
     assert result.history["step"].iloc[-1] == -(-len(digits.y_train) // 100)
+
+
+def test_transform_sees_each_minibatch_and_its_epoch(digits):
+    """A deficit for the first epoch: the hook sees the epoch and end-of-epoch flags."""
+    seen, ends = [], []
+    train.fit(_mlp(digits), digits, epochs=2, batch_size=200, progress=False,
+              transform=lambda xb, epoch: seen.append(epoch) or xb * 0 if epoch == 0 else xb,
+              hooks=[lambda ctx: ends.append(ctx.end_of_epoch)])
+    steps = -(-len(digits.y_train) // 200)
+    assert seen == [0] * steps
+    assert ends == ([False] * (steps - 1) + [True]) * 2
+
+
+def test_lr_decay_anneals_per_epoch(digits):
+    lrs = []
+    train.fit(_mlp(digits), digits, epochs=3, lr=0.1, lr_decay=0.5, batch_size=500, progress=False,
+              hooks=[lambda ctx: lrs.append(ctx.optimizer.param_groups[0]["lr"])])
+    assert sorted(set(lrs), reverse=True) == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_penalty_is_added_to_the_loss(digits):
+    plain, penalised = _mlp(digits), _mlp(digits)
+    train.fit(plain, digits, epochs=2, lr=0.05, progress=False)
+    train.fit(penalised, digits, epochs=2, lr=0.05, progress=False,
+              penalty=lambda m: 5.0 * m[1].weight.pow(2).sum())
+    # strong weight decay through the penalty shrinks the first layer more than twentyfold
+    assert penalised[1].weight.abs().mean() < 0.05 * plain[1].weight.abs().mean()

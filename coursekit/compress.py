@@ -1,0 +1,580 @@
+"""Storing a pruned network: bytes per format, Deep Compression, and what sparse matmul costs.
+
+A pruned weight tensor still takes ``4 × numel`` bytes as dense fp32. To save memory it
+must be *stored* sparsely, and every sparse format pays for positions:
+
+=================  ===================================================  ==========================
+format             stores                                               bytes
+=================  ===================================================  ==========================
+dense              every entry as fp32                                  ``4·n``
+bitmask            one bit per entry, then the nonzero values           ``⌈n/8⌉ + 4·nnz``
+CSR                row pointers, column indices, values (2-D only)      ``(rows+1)·a + nnz·(b+4)``
+COO                one index per dimension per nonzero, values          ``nnz·(Σ bᵢ + 4)``
+Deep Compression   relative positions + k-means codes, Huffman-coded    see :class:`DeepCompressed`
+=================  ===================================================  ==========================
+
+Index widths (``a``, ``b``, ``bᵢ`` bytes) are the smallest unsigned integer that holds the
+largest index (:func:`index_dtype`: uint8, uint16, uint32 or uint64), so a 300-column
+layer pays 2 bytes per column index and a 100-column one 1 byte.
+
+Deep Compression (Han, Mao & Dally 2016) chains three stages: **prune** (magnitude,
+then retrain with the mask), **quantise** (k-means over the nonzero weights of a layer
+with a codebook of ``2^bits`` centroids, linearly initialised; each weight becomes a
+``bits``-bit index) and **Huffman-code** both the indices and the gaps between nonzero
+positions. In a notebook::
+
+    mask = magnitude_mask(model, density=0.1)
+    fit(model, data, hooks=[mask.hook(model)])   # retrain with pruned weights held at zero
+    errors = quantize_model(model, bits=5)       # in place; max / rms error per layer
+    table = deep_compression(model, bits=5)      # bytes and ratio per layer and stage
+
+Memory is not speed: :func:`time_sparse_matmul` times dense, ``torch.sparse`` CSR and a
+physically smaller dense layer side by side, and :func:`break_even` finds the density
+below which CSR wins on this machine. ``benchmarks/sparse_formats.py`` measured, for a
+2048 × 2048 layer and a batch of 64 on one CPU thread, CSR 13× faster than dense at
+1 % density, 2× at 10 %, 2.4× slower at 50 % (break-even near 20 %), while the layer
+with half the rows was 2× faster.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from coursekit.masks import Mask, prunable_parameters
+from coursekit.pruning import Scope, mask_from_scores
+
+FLOAT_BYTES = 4
+INDEX_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint64)
+MAX_BITS = 16
+
+
+def index_dtype(largest: int) -> np.dtype:
+    """The smallest unsigned dtype that holds ``largest`` (uint8 up to 255, uint16 up to 65 535, ...).
+
+    >>> index_dtype(255), index_dtype(256)
+    (dtype('uint8'), dtype('uint16'))
+    """
+    if largest < 0:
+        raise ValueError(f"an index is never negative, got largest={largest}")
+    for dtype in INDEX_DTYPES:
+        if largest <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise ValueError(f"largest index {largest} does not fit in 64 bits")
+
+
+def _check_bits(bits: int, what: str = "bits") -> None:
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"{what} must be an int in 1..{MAX_BITS}, got {bits!r}")
+
+
+def _numpy(weight: torch.Tensor) -> np.ndarray:
+    return weight.detach().cpu().float().numpy()
+
+
+def dense_bytes(weight: torch.Tensor) -> int:
+    """Bytes of ``weight`` stored as dense fp32: 4 per entry, zeros included."""
+    return FLOAT_BYTES * weight.numel()
+
+
+@dataclass(frozen=True)
+class Bitmask:
+    """One bit per entry (kept or not), then the kept values in order: ``⌈n/8⌉ + 4·nnz`` bytes."""
+
+    shape: tuple[int, ...]
+    bits: np.ndarray     # uint8, np.packbits of the flattened nonzero pattern
+    values: np.ndarray   # float32, the nonzeros in row-major order
+
+    @classmethod
+    def encode(cls, weight: torch.Tensor) -> Bitmask:
+        w = _numpy(weight).ravel()
+        return cls(tuple(weight.shape), np.packbits(w != 0), w[w != 0])
+
+    def decode(self) -> torch.Tensor:
+        n = math.prod(self.shape)
+        keep = np.unpackbits(self.bits, count=n).astype(bool)
+        w = np.zeros(n, np.float32)
+        w[keep] = self.values
+        return torch.from_numpy(w).reshape(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.bits.nbytes + self.values.nbytes
+
+
+@dataclass(frozen=True)
+class CSR:
+    """Compressed sparse rows of a 2-D weight: row pointers, column indices, values.
+
+    Row ``i``'s nonzeros are ``values[indptr[i]:indptr[i+1]]`` in columns
+    ``indices[indptr[i]:indptr[i+1]]``; ``indptr`` holds counts up to ``nnz`` and
+    ``indices`` columns up to ``cols - 1``, each in the narrowest dtype (:func:`index_dtype`).
+    """
+
+    shape: tuple[int, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def encode(cls, weight: torch.Tensor) -> CSR:
+        if weight.dim() != 2:
+            raise ValueError(f"CSR stores 2-D matrices, got shape {tuple(weight.shape)}; reshape a "
+                             "conv weight first, e.g. weight.reshape(weight.shape[0], -1)")
+        w = _numpy(weight)
+        rows, cols = np.nonzero(w)
+        if rows.size == 0:
+            raise ValueError(f"the {tuple(weight.shape)} weight has no nonzero entries: an empty layer "
+                             "(pruned to nothing, a collapsed layer) has nothing to store in CSR and "
+                             "disconnects the network; check Mask.table() for layers with kept == 0")
+        counts = np.bincount(rows, minlength=w.shape[0])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        return cls(tuple(w.shape), indptr.astype(index_dtype(rows.size)),
+                   cols.astype(index_dtype(w.shape[1] - 1)), w[rows, cols])
+
+    def decode(self) -> torch.Tensor:
+        return self.to_torch().to_dense()
+
+    def to_torch(self) -> torch.Tensor:
+        """The same matrix as a ``torch.sparse_csr_tensor`` (int64 indices), for ``@``."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(torch.from_numpy(self.indptr.astype(np.int64)),
+                                           torch.from_numpy(self.indices.astype(np.int64)),
+                                           torch.from_numpy(self.values), self.shape,
+                                           check_invariants=True)
+
+    @property
+    def nbytes(self) -> int:
+        return self.indptr.nbytes + self.indices.nbytes + self.values.nbytes
+
+
+@dataclass(frozen=True)
+class COO:
+    """Coordinates: for every nonzero one index per dimension (each dimension its own width), and its value."""
+
+    shape: tuple[int, ...]
+    indices: tuple[np.ndarray, ...]
+    values: np.ndarray
+
+    @classmethod
+    def encode(cls, weight: torch.Tensor) -> COO:
+        w = _numpy(weight)
+        where = np.nonzero(w)
+        indices = tuple(i.astype(index_dtype(max(size - 1, 0)))
+                        for i, size in zip(where, w.shape, strict=True))
+        return cls(tuple(w.shape), indices, w[where])
+
+    def decode(self) -> torch.Tensor:
+        w = np.zeros(self.shape, np.float32)
+        w[tuple(i.astype(np.int64) for i in self.indices)] = self.values
+        return torch.from_numpy(w)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(i.nbytes for i in self.indices) + self.values.nbytes
+
+
+# -- k-means weight sharing ------------------------------------------------------------------
+def kmeans(values: torch.Tensor, bits: int, iters: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D k-means with ``2^bits`` centroids, linearly initialised (Han et al. 2016, §3.2).
+
+    The centroids start evenly spaced between ``min`` and ``max`` of ``values`` (Han et al.
+    found this keeps the rare large weights, which matter most, better than random or
+    density-based starts); Lloyd's iterations then alternate "assign each value to the
+    nearest centroid" and "move each centroid to the mean of its values" until no value
+    changes cluster (or ``iters`` runs out). In 1-D a cluster is an interval of the sorted
+    values between midpoints of neighbouring centroids, so one sort and a prefix sum make
+    each iteration cost ``O(k log n)``. A centroid whose interval holds no value stays
+    where it is, unused. With no more distinct values than centroids, the codebook is
+    those values (lossless).
+
+    Args:
+        values: any shape; flattened.
+        bits: index width; the codebook has at most ``2^bits`` entries.
+
+    Returns:
+        ``(codebook, codes)``: float32 centroids (sorted) and an int64 index per value;
+        ``codebook[codes]`` is the quantised tensor (flattened), every value at its
+        nearest centroid.
+    """
+    _check_bits(bits)
+    v = values.detach().flatten().float().cpu()
+    if v.numel() == 0:
+        raise ValueError("k-means needs at least one value (a layer with no nonzero weights?)")
+    distinct = torch.unique(v)
+    if distinct.numel() <= 2 ** bits:
+        return distinct, torch.searchsorted(distinct, v)
+    ordered = v.sort().values.double()
+    prefix = torch.cat([ordered.new_zeros(1), ordered.cumsum(0)])
+    centroids = torch.linspace(float(ordered[0]), float(ordered[-1]), 2 ** bits, dtype=torch.float64)
+    cuts = None
+    for _ in range(iters):
+        new = torch.searchsorted(ordered, (centroids[1:] + centroids[:-1]) / 2, right=True)
+        if cuts is not None and torch.equal(new, cuts):
+            break
+        cuts = new
+        edges = torch.cat([cuts.new_zeros(1), cuts, cuts.new_full((1,), ordered.numel())])
+        counts, sums = edges.diff(), prefix[edges[1:]] - prefix[edges[:-1]]
+        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+    codebook = centroids.float()
+    return codebook, torch.bucketize(v, (codebook[1:] + codebook[:-1]) / 2)
+
+
+# -- canonical Huffman coding ----------------------------------------------------------------
+def huffman_lengths(freqs: Mapping[int, int]) -> dict[int, int]:
+    """Code length of each symbol of a Huffman code for ``freqs`` (symbol → count > 0).
+
+    Huffman 1952: repeatedly merge the two least frequent subtrees; every merge adds one
+    bit to the code of each symbol inside. Ties are broken by order of creation, so the
+    result is repeatable. A lone symbol gets a 1-bit code.
+
+    >>> huffman_lengths({0: 45, 1: 13, 2: 12, 3: 16, 4: 9, 5: 5})  # CLRS's example
+    {0: 1, 1: 3, 2: 3, 3: 3, 4: 4, 5: 4}
+    """
+    if any(c <= 0 for c in freqs.values()):
+        raise ValueError(f"frequencies must be positive counts, got {dict(freqs)}")
+    if len(freqs) <= 1:
+        return dict.fromkeys(freqs, 1)
+    lengths = dict.fromkeys(freqs, 0)
+    tiebreak = itertools.count()
+    heap = [(count, next(tiebreak), [symbol]) for symbol, count in sorted(freqs.items())]
+    heapq.heapify(heap)
+    while len(heap) > 1:
+        c1, _, s1 = heapq.heappop(heap)
+        c2, _, s2 = heapq.heappop(heap)
+        for symbol in s1 + s2:
+            lengths[symbol] += 1
+        heapq.heappush(heap, (c1 + c2, next(tiebreak), s1 + s2))
+    return dict(sorted(lengths.items()))
+
+
+def canonical_codes(lengths: Mapping[int, int]) -> dict[int, tuple[int, int]]:
+    """Symbol → ``(code, length)`` of the canonical Huffman code with these lengths.
+
+    Sorted by (length, symbol), each code is the previous one plus one, shifted left when
+    the length grows; so the lengths alone define the code (what DEFLATE stores).
+
+    >>> canonical_codes({0: 1, 1: 2, 2: 2})
+    {0: (0, 1), 1: (2, 2), 2: (3, 2)}
+    """
+    codes, code, previous = {}, 0, 0
+    for symbol, length in sorted(lengths.items(), key=lambda item: (item[1], item[0])):
+        code <<= length - previous
+        codes[symbol], code, previous = (code, length), code + 1, length
+    return codes
+
+
+@dataclass(frozen=True)
+class Huffman:
+    """Symbols ``0..alphabet-1`` Huffman-coded: one code length per symbol (the table) and the bits.
+
+    ``nbytes`` counts the packed bits and one byte of table per symbol of the alphabet.
+    """
+
+    lengths: np.ndarray  # uint8 per symbol of the alphabet, 0 = unused
+    data: bytes
+    count: int
+
+    @classmethod
+    def encode(cls, symbols: np.ndarray, alphabet: int | None = None) -> Huffman:
+        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        alphabet = alphabet if alphabet is not None else int(symbols.max(initial=-1)) + 1
+        if symbols.size and (symbols.min() < 0 or symbols.max() >= alphabet):
+            raise ValueError(f"symbols must lie in 0..{alphabet - 1}, got {symbols.min()}..{symbols.max()}")
+        freqs = np.bincount(symbols, minlength=alphabet)
+        lengths_of = huffman_lengths({s: int(c) for s, c in enumerate(freqs) if c})
+        if max(lengths_of.values(), default=0) > 64:
+            raise ValueError("a Huffman code longer than 64 bits: the counts are too skewed for this coder")
+        lengths = np.zeros(alphabet, np.uint8)
+        code = np.zeros(alphabet, np.uint64)
+        for s, (c, n) in canonical_codes(lengths_of).items():
+            lengths[s], code[s] = n, c
+        chunks = []
+        for start in range(0, symbols.size, 1 << 16):  # bounded memory: (chunk × longest code) bits
+            s = symbols[start:start + (1 << 16)]
+            n, c = lengths[s].astype(np.int64), code[s]
+            shift = n[:, None] - 1 - np.arange(n.max())[None, :]
+            bit = (c[:, None] >> np.maximum(shift, 0).astype(np.uint64)) & np.uint64(1)
+            chunks.append(bit[shift >= 0].astype(bool))
+        bits = np.concatenate(chunks) if chunks else np.zeros(0, bool)
+        return cls(lengths, np.packbits(bits).tobytes(), int(symbols.size))
+
+    def decode(self) -> np.ndarray:
+        """The symbols back, exactly: read bits until they spell a code (no code is a prefix of another)."""
+        codes = canonical_codes({s: int(n) for s, n in enumerate(self.lengths) if n})
+        symbol_of = {(n, c): s for s, (c, n) in codes.items()}
+        out = np.empty(self.count, np.int64)
+        code = length = i = 0
+        for bit in np.unpackbits(np.frombuffer(self.data, np.uint8)).tolist():
+            if i == self.count:
+                break
+            code, length = (code << 1) | bit, length + 1
+            symbol = symbol_of.get((length, code))
+            if symbol is not None:
+                out[i], i, code, length = symbol, i + 1, 0, 0
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data) + self.lengths.size
+
+
+# -- Deep Compression ------------------------------------------------------------------------
+def relative_positions(keep: np.ndarray, index_bits: int) -> np.ndarray:
+    """Nonzero positions as gaps of ``index_bits`` bits (Han et al. 2016's relative index).
+
+    Each nonzero stores the number of zeros skipped since the previous one. A gap too
+    large for ``index_bits`` is split: the largest symbol ``2^index_bits - 1`` means
+    "skip that many positions, no weight here" (Han et al. pad with a zero weight
+    instead; a skip symbol saves that filler's value).
+
+    >>> relative_positions(np.array([0, 1, 0, 0, 0, 0, 0, 1], bool), 2).tolist()
+    [1, 3, 2]
+    """
+    _check_bits(index_bits, "index_bits")
+    skip = 2 ** index_bits - 1
+    where = np.flatnonzero(np.asarray(keep).ravel())
+    gaps = np.diff(where, prepend=-1) - 1
+    n_skips = gaps // skip
+    out = np.full(int(n_skips.sum()) + where.size, skip, dtype=np.int64)
+    out[np.cumsum(n_skips + 1) - 1] = gaps % skip
+    return out
+
+
+def absolute_positions(symbols: np.ndarray, index_bits: int) -> np.ndarray:
+    """Flat positions of the nonzeros from :func:`relative_positions`' symbols (its inverse)."""
+    skip = 2 ** index_bits - 1
+    symbols = np.asarray(symbols, dtype=np.int64)
+    is_skip = symbols == skip
+    return (np.cumsum(np.where(is_skip, skip, symbols + 1)) - 1)[~is_skip]
+
+
+@dataclass(frozen=True)
+class DeepCompressed:
+    """One weight tensor after Deep Compression: Huffman-coded gaps and codes, and a codebook.
+
+    Bytes per stage (:meth:`stage_bytes`), with ``e`` relative-index entries (nonzeros
+    plus skips) and ``k = 2^bits`` centroids:
+
+    * ``dense``: ``4·n``; ``pruned``: ``(e·index_bits + 32·nnz) / 8`` (fp32 values);
+    * ``quantized``: ``(e·index_bits + bits·nnz) / 8 + 4·k`` (codes and codebook);
+    * ``huffman``: both streams Huffman-coded, plus their tables and the codebook.
+
+    Headers (shape, counts) are a few bytes per layer and are not counted.
+    """
+
+    shape: tuple[int, ...]
+    bits: int
+    index_bits: int
+    codebook: np.ndarray  # float32 centroids
+    gaps: Huffman
+    codes: Huffman
+    max_error: float      # largest |w - quantised w| over the nonzeros
+
+    @classmethod
+    def encode(cls, weight: torch.Tensor, bits: int = 5, index_bits: int = 5) -> DeepCompressed:
+        """Quantise the nonzeros of ``weight`` with :func:`kmeans`, then Huffman-code gaps and codes."""
+        _check_bits(index_bits, "index_bits")
+        w = weight.detach().cpu().float().flatten()
+        keep = w != 0
+        codebook, codes = kmeans(w[keep], bits)
+        error = float((codebook[codes] - w[keep]).abs().max())
+        gaps = relative_positions(keep.numpy(), index_bits)
+        return cls(tuple(weight.shape), bits, index_bits, codebook.numpy(),
+                   Huffman.encode(gaps, 2 ** index_bits), Huffman.encode(codes.numpy(), 2 ** bits), error)
+
+    def decode(self) -> torch.Tensor:
+        """The quantised weight, exactly, from the Huffman-coded streams."""
+        w = np.zeros(math.prod(self.shape), np.float32)
+        w[absolute_positions(self.gaps.decode(), self.index_bits)] = self.codebook[self.codes.decode()]
+        return torch.from_numpy(w).reshape(self.shape)
+
+    def stage_bytes(self) -> dict[str, int]:
+        """Bytes after each stage of the pipeline: dense, pruned, quantized, huffman."""
+        entries, nnz, table = self.gaps.count, self.codes.count, FLOAT_BYTES * self.codebook.size
+        index = entries * self.index_bits
+        return {"dense": FLOAT_BYTES * math.prod(self.shape),
+                "pruned": math.ceil((index + 32 * nnz) / 8),
+                "quantized": math.ceil((index + self.bits * nnz) / 8) + table,
+                "huffman": self.gaps.nbytes + self.codes.nbytes + table}
+
+
+def storage_table(weight: torch.Tensor, bits: int = 5, index_bits: int = 5) -> pd.DataFrame:
+    """Bytes of one weight tensor in every format, its ratio to dense fp32, and the error.
+
+    CSR sees a conv weight as its ``(out, in·k·k)`` matrix. The lossless formats decode to
+    exactly ``weight`` (``max_error`` 0); the k-means rows report the largest error of a
+    weight. Small tensors show what the tables cost: Huffman pays a byte per symbol.
+    """
+    matrix = weight.reshape(weight.shape[0], -1) if weight.dim() > 2 else weight
+    deep = DeepCompressed.encode(weight, bits, index_bits)
+    stages = deep.stage_bytes()
+    rows = [("dense", dense_bytes(weight), 0.0), ("bitmask", Bitmask.encode(weight).nbytes, 0.0),
+            ("csr", CSR.encode(matrix).nbytes, 0.0), ("coo", COO.encode(weight).nbytes, 0.0),
+            ("relative index", stages["pruned"], 0.0),
+            (f"k-means {bits}-bit", stages["quantized"], deep.max_error),
+            (f"k-means {bits}-bit + Huffman", stages["huffman"], deep.max_error)]
+    table = pd.DataFrame(rows, columns=["format", "bytes", "max_error"]).set_index("format")
+    table.insert(1, "ratio", dense_bytes(weight) / table["bytes"])
+    return table
+
+
+def magnitude_mask(model: nn.Module, density: float, scope: Scope = "layerwise") -> Mask:
+    """Stage 1 of Deep Compression: keep the largest ``|w|`` of the prunable weights (Han et al. 2015)."""
+    return mask_from_scores({n: p.detach().abs() for n, p in prunable_parameters(model).items()},
+                            density, scope)
+
+
+def _bits_of(bits: int | Mapping[str, int], name: str) -> int:
+    if isinstance(bits, Mapping) and name not in bits:
+        raise ValueError(f"bits gives no width for layer {name!r}; it names {sorted(bits)}")
+    return bits[name] if isinstance(bits, Mapping) else bits
+
+
+@torch.no_grad()
+def quantize_model(model: nn.Module, bits: int | Mapping[str, int] = 5,
+                   names: Iterable[str] | None = None) -> pd.DataFrame:
+    """Stage 2: replace each layer's nonzero weights by their k-means centroid, in place.
+
+    Zeros stay exactly zero, so a pruned model stays pruned. Han et al. use 8 bits for
+    conv layers and 5 for fully connected ones: pass ``bits={name: bits}`` for that.
+
+    Returns:
+        per layer: ``bits``, ``nonzero``, ``centroids`` used, ``max_error`` and ``rms_error``
+        of the nonzero weights.
+    """
+    params = dict(model.named_parameters())
+    rows = []
+    for name in names if names is not None else prunable_parameters(model):
+        p = params[name]
+        keep = p != 0
+        if not keep.any():
+            raise ValueError(f"layer {name!r} has no nonzero weights to quantise (a collapsed layer?)")
+        codebook, codes = kmeans(p[keep], _bits_of(bits, name))
+        error = codebook[codes] - p[keep].float().cpu()
+        p[keep] = codebook[codes].to(p.device, p.dtype)
+        rows.append({"layer": name, "bits": _bits_of(bits, name), "nonzero": int(keep.sum()),
+                     "centroids": int(torch.unique(codes).numel()),
+                     "max_error": float(error.abs().max()), "rms_error": float(error.pow(2).mean().sqrt())})
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def deep_compression(model: nn.Module, bits: int | Mapping[str, int] = 5, index_bits: int = 5,
+                     names: Iterable[str] | None = None) -> pd.DataFrame:
+    """Bytes and compression ratio of every layer, and of the whole model, after each stage.
+
+    Run it after pruning, retraining and :func:`quantize_model` (then the quantised stage
+    is lossless); on unquantised weights it quantises a copy with :func:`kmeans`.
+
+    Returns:
+        long form, one row per (layer, stage) and the ``total`` layer: ``layer``, ``stage``
+        (dense, pruned, quantized, huffman), ``bytes`` and ``ratio`` (dense bytes / bytes).
+    """
+    params = dict(model.named_parameters())
+    rows = []
+    for name in names if names is not None else prunable_parameters(model):
+        stages = DeepCompressed.encode(params[name], _bits_of(bits, name), index_bits).stage_bytes()
+        rows += [{"layer": name, "stage": s, "bytes": b} for s, b in stages.items()]
+    table = pd.DataFrame(rows)
+    total = table.groupby("stage", sort=False, as_index=False)["bytes"].sum().assign(layer="total")
+    table = pd.concat([table, total[["layer", "stage", "bytes"]]], ignore_index=True)
+    dense = table[table["stage"] == "dense"].set_index("layer")["bytes"]
+    table["ratio"] = table["layer"].map(dense) / table["bytes"]
+    return table
+
+
+# -- speed -----------------------------------------------------------------------------------
+def _time_block(fn: Callable[[], torch.Tensor], number: int, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / number
+
+
+@torch.no_grad()
+def time_sparse_matmul(densities: Sequence[float] = (0.01, 0.1, 0.5), out_features: int = 2048,
+                       in_features: int = 2048, batch: int = 64, repeats: int = 7, number: int = 3,
+                       device: str | torch.device = "cpu", seed: int = 0) -> pd.DataFrame:
+    """Time ``W @ X`` for a pruned ``W`` stored three ways, side by side, per density.
+
+    * ``dense``: ``W`` as a dense tensor, zeros included (what masked training runs);
+    * ``csr``: ``W.to_sparse_csr() @ X`` (unstructured sparsity, ``torch.sparse``);
+    * ``structured``: a dense layer with only ``density × out_features`` rows, what
+      filter pruning (:mod:`coursekit.structured`) builds.
+
+    Each repeat times every (density, variant) block in turn, so slow phases of a shared
+    machine hit all variants alike; speed-ups are medians over repeats of the paired
+    ratio ``dense time / variant time`` (> 1: faster than dense). Where other programs
+    keep the CPU's cores busy, call ``torch.set_num_threads(1)`` first: multi-threaded
+    kernels then wait for cores, and the table measures the scheduler.
+
+    Returns:
+        per density: median seconds per call of each variant, ``csr_speedup`` and
+        ``structured_speedup``.
+    """
+    bad = [d for d in densities if not 0 < d <= 1]
+    if bad or not densities:
+        raise ValueError(f"densities must lie in (0, 1], got {tuple(densities)}")
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(in_features, batch, generator=gen).to(device)
+    calls = {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        for d in densities:
+            w = torch.randn(out_features, in_features, generator=gen)
+            keep = torch.zeros(w.numel(), dtype=torch.bool)
+            keep[torch.randperm(w.numel(), generator=gen)[:max(1, round(d * w.numel()))]] = True
+            w = (w * keep.reshape(w.shape)).to(device)
+            csr, small = w.to_sparse_csr(), w[:max(1, round(d * out_features))].clone()
+            calls[d] = {"dense": lambda w=w: w @ x, "csr": lambda c=csr: c @ x,
+                        "structured": lambda s=small: s @ x}
+        times = {(d, v): [] for d in densities for v in ("dense", "csr", "structured")}
+        for d in densities:
+            for fn in calls[d].values():
+                fn()  # warm-up
+        for _ in range(repeats):
+            for d in densities:
+                for v, fn in calls[d].items():
+                    times[d, v].append(_time_block(fn, number, device))
+    rows = []
+    for d in densities:
+        row = {"density": d} | {f"{v}_s": statistics.median(times[d, v]) for v in ("dense", "csr", "structured")}
+        for v in ("csr", "structured"):
+            row[f"{v}_speedup"] = statistics.median(
+                a / b for a, b in zip(times[d, "dense"], times[d, v], strict=True))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def break_even(table: pd.DataFrame) -> float | None:
+    """The density below which CSR beats dense, from :func:`time_sparse_matmul`'s table.
+
+    Finds the first pair of neighbouring densities where ``csr_speedup`` falls from ≥ 1 to
+    < 1 and interpolates linearly in (log density, log speed-up). ``None`` when the
+    speed-up does not cross 1 among the densities measured (CSR always or never wins
+    there): widen the range.
+    """
+    t = table.sort_values("density")
+    d, s = t["density"].to_numpy(float), t["csr_speedup"].to_numpy(float)
+    for i in range(len(d) - 1):
+        if s[i] >= 1 > s[i + 1]:
+            frac = math.log(s[i]) / (math.log(s[i]) - math.log(s[i + 1]))
+            return float(math.exp(math.log(d[i]) + frac * (math.log(d[i + 1]) - math.log(d[i]))))
+    return None

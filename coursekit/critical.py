@@ -1,0 +1,161 @@
+"""Critical learning periods: a sensory deficit early in training leaves a permanent gap.
+
+Achille, Rovere & Soatto 2019 ("Critical Learning Periods in Deep Networks", ICLR)
+blur the images for the first ``t0`` epochs (down-sample, then up-sample back), then
+train on clean images for a fixed number of further epochs with an exponentially
+annealed learning rate. A deficit removed early costs nothing; removed late, the
+network never recovers, however long it trains afterwards, like amblyopia after a
+childhood cataract. Pawlak 2025 shows the gap closes when the learning rate is raised
+again after the deficit: plasticity is tied to the learning rate schedule.
+
+:func:`deficit` makes the ``transform`` that :func:`coursekit.train.fit` applies to
+each minibatch; :func:`critical_period_sweep` trains one network per (seed, removal
+epoch) and returns the final test accuracies, learning curves and Fisher traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from coursekit import models
+from coursekit.data import Dataset
+from coursekit.spectra import FisherTrace
+from coursekit.train import TrainSettings, evaluate, fit
+
+DEFICITS = ("blur", "flip")
+
+
+def blur(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` average-pooled by ``factor`` and up-sampled back (bilinear).
+
+    Achille et al.'s cataract: 32×32 CIFAR images seen at 8×8 (``factor=4``).
+    """
+    if x.ndim != 4:
+        raise ValueError(f"blur needs images of shape (N, C, H, W), got {tuple(x.shape)}")
+    if not isinstance(factor, int) or not 1 <= factor <= min(x.shape[-2:]):
+        raise ValueError(f"factor must be an int from 1 to the image size {min(x.shape[-2:])}, got {factor!r}")
+    small = F.avg_pool2d(x, factor, ceil_mode=True)
+    return F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def deficit(kind: str, until_epoch: int, epochs: int, factor: int = 4
+            ) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """The minibatch transform of a deficit lasting the first ``until_epoch`` of ``epochs`` epochs.
+
+    ``kind`` is ``"blur"`` (low-level statistics change: a critical period) or ``"flip"``
+    (images upside down: high-level change, which Achille et al. find has no lasting effect).
+    """
+    if kind not in DEFICITS:
+        raise ValueError(f"unknown deficit {kind!r}; expected one of {DEFICITS}")
+    if not isinstance(until_epoch, int) or not 0 <= until_epoch <= epochs:
+        raise ValueError(f"the deficit must end between epoch 0 and the end of training "
+                         f"({epochs} epochs), got until_epoch={until_epoch!r}")
+
+    def transform(xb: torch.Tensor, epoch: int) -> torch.Tensor:
+        if epoch >= until_epoch:
+            return xb
+        return blur(xb, factor) if kind == "blur" else xb.flip(-2)
+
+    return transform
+
+
+@dataclass(frozen=True)
+class CriticalSettings(TrainSettings):
+    """The critical-period sweep: which deficit, when it ends, and how the net is trained.
+
+    Achille et al. train CIFAR-10 nets with SGD at lr 0.075 × 0.97^epoch and 160 clean
+    epochs after the deficit; ours is a small BatchNorm VGG on Fashion-MNIST with a
+    faster schedule (0.6^epoch) so that a sweep fits in minutes. Blurring by 7 shows
+    the 28×28 images at 4×4.
+    """
+
+    model: str = "vgg_bn"
+    width: float = 0.5
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_decay: float = 0.6
+    deficit: str = "blur"
+    factor: int = 7
+    until_epochs: tuple[int, ...] = (0, 2, 8)
+    clean_epochs: int = 4
+    seeds: tuple[int, ...] = (0,)
+    fisher_examples: int = 32
+
+
+def train_with_deficit(settings: CriticalSettings, data: Dataset, until_epoch: int, seed: int = 0,
+                       progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One network: deficit for ``until_epoch`` epochs, then ``settings.clean_epochs`` clean ones.
+
+    Returns the history of :func:`coursekit.train.fit` (validation accuracy per epoch;
+    the last row also has the final ``test_acc``) and the per-layer Fisher trace after
+    every epoch (:class:`coursekit.spectra.FisherTrace`, on ``fisher_examples`` clean
+    training images), both with ``until_epoch`` and ``seed`` columns.
+    """
+    epochs = until_epoch + settings.clean_epochs
+    model = models.build(settings.model, data.input_shape, data.num_classes, seed=seed, device=data.device,
+                         width=settings.width)
+    n = settings.fisher_examples
+    fisher = FisherTrace(data.x_train[:n], data.y_train[:n], seed=seed)
+    fisher.record(model, 0)
+    result = fit(model, data, **settings.fit_kwargs() | {"epochs": epochs}, momentum=settings.momentum,
+                 weight_decay=settings.weight_decay, lr_decay=settings.lr_decay, seed=seed,
+                 transform=deficit(settings.deficit, until_epoch, epochs, settings.factor),
+                 hooks=[fisher], progress=progress, desc=f"deficit until {until_epoch}")
+    history = result.history.assign(test_acc=float("nan"), until_epoch=until_epoch, seed=seed)
+    history.loc[history.index[-1], "test_acc"] = evaluate(model, *data.split("test"))["acc"]
+    return history, fisher.table().assign(until_epoch=until_epoch, seed=seed)
+
+
+@dataclass
+class Sweep:
+    """What :func:`critical_period_sweep` measured.
+
+    ``table``: one row per run with ``test_acc`` after its last epoch and ``gap``, the
+    same seed's accuracy without a deficit minus this one; ``histories``: the learning
+    curves; ``fisher``: the Fisher trace per epoch and layer. All carry ``seed`` and
+    ``until_epoch`` columns.
+    """
+
+    table: pd.DataFrame
+    histories: pd.DataFrame
+    fisher: pd.DataFrame
+
+
+def critical_period_sweep(settings: CriticalSettings, data: Dataset, progress: bool = True) -> Sweep:
+    """Final test accuracy for each epoch the deficit is removed (Achille et al. 2019, Fig. 1).
+
+    Trains one network per seed and entry of ``settings.until_epochs`` (0, no deficit,
+    is always included).
+    """
+    until_epochs = sorted(set(settings.until_epochs) | {0})
+    if until_epochs[0] < 0:
+        raise ValueError(f"until_epochs must be ≥ 0, got {settings.until_epochs}")
+    runs = [(s, e) for s in settings.seeds for e in until_epochs]
+    histories, fishers = [], []
+    for seed, until in tqdm(runs, desc="critical periods", disable=not progress):
+        history, fisher = train_with_deficit(settings, data, until, seed, progress=False)
+        histories.append(history)
+        fishers.append(fisher)
+    curves = pd.concat(histories, ignore_index=True)
+    table = (curves.groupby(["seed", "until_epoch"]).tail(1)
+             [["seed", "until_epoch", "epoch", "test_acc"]].reset_index(drop=True))
+    clean = table[table["until_epoch"] == 0].set_index("seed")["test_acc"]
+    table["gap"] = table["seed"].map(clean) - table["test_acc"]
+    return Sweep(table, curves, pd.concat(fishers, ignore_index=True))
+
+
+PRESETS = {  # lectures/04_critical_periods.ipynb
+    "ci": CriticalSettings(),
+    "cpu": CriticalSettings(until_epochs=(0, 2, 4, 6, 8, 10, 12), clean_epochs=6, fisher_examples=128),
+    "gpu": CriticalSettings(width=1.0, until_epochs=(0, 2, 4, 6, 8, 10, 12, 14, 16), clean_epochs=8,
+                            seeds=(0, 1, 2), fisher_examples=256),
+}

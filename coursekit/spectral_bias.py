@@ -1,0 +1,121 @@
+"""Spectral bias: networks fit the low frequencies of a function first.
+
+Rahaman et al. 2019 ("On the Spectral Bias of Neural Networks", ICML) fit a ReLU
+network to ``λ(x) = Σ_i A_i sin(2π k_i x + φ_i)`` on ``[0, 1)`` (``k_i = 5, 10, …, 50``)
+and follow the Fourier coefficient of the fitted function at each ``k_i`` over
+training: the low frequencies are learned first, the high ones much later. Together
+with critical periods and Early-Bird tickets this is the slides' story that what a
+network becomes is settled early, coarse first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from coursekit import models
+from coursekit.train import make_optimizer
+
+
+@dataclass(frozen=True)
+class SpectralSettings:
+    """Target frequencies and the network fitted to them (Rahaman et al. use depth 6, width 256)."""
+
+    frequencies: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
+    amplitude: float = 1.0
+    points: int = 200
+    depth: int = 6
+    width: int = 256
+    steps: int = 4000
+    lr: float = 3e-4
+    record_every: int = 50
+    seed: int = 0
+
+
+def _grid(points: int) -> torch.Tensor:
+    return torch.arange(points, dtype=torch.float32) / points
+
+
+def target(settings: SpectralSettings) -> torch.Tensor:
+    """``λ(x)`` on ``settings.points`` evenly spaced ``x`` in ``[0, 1)``, phases drawn from ``seed``."""
+    freqs = torch.tensor(settings.frequencies, dtype=torch.float32)
+    if freqs.numel() == 0 or (freqs < 1).any() or freqs.max() >= settings.points / 2:
+        raise ValueError(f"frequencies must be integers from 1 to below points/2 = {settings.points / 2} "
+                         f"(Nyquist), got {settings.frequencies}")
+    phases = 2 * math.pi * torch.rand(len(freqs), generator=torch.Generator().manual_seed(settings.seed))
+    x = _grid(settings.points)[:, None]
+    return (settings.amplitude * torch.sin(2 * math.pi * freqs * x + phases)).sum(1)
+
+
+def fourier_coefficients(values: torch.Tensor, frequencies: tuple[int, ...]) -> torch.Tensor:
+    """Complex Fourier coefficients at integer ``frequencies`` of values sampled evenly on ``[0, 1)``.
+
+    Scaled so that ``A sin(2π k x + φ)`` has a coefficient of modulus ``A`` at ``k``.
+
+    >>> x = torch.arange(100) / 100
+    >>> round(fourier_coefficients(3 * torch.sin(2 * math.pi * 7 * x), (7,)).abs().item(), 4)
+    3.0
+    """
+    if values.ndim != 1:
+        raise ValueError(f"values must be 1-D samples of a function, got shape {tuple(values.shape)}")
+    spectrum = torch.fft.rfft(values.double()) * 2 / values.numel()
+    return spectrum[list(frequencies)]
+
+
+def fit_spectrum(settings: SpectralSettings, device: str | torch.device = "cpu",
+                 progress: bool = True) -> pd.DataFrame:
+    """Fit a ReLU MLP to :func:`target` by full-batch Adam and track its spectrum.
+
+    Returns one row per (recorded step, frequency): ``amplitude`` (``|f̂_k| / A``) and
+    ``error`` (``|f̂_k − λ̂_k| / A``: 0 once the component is learned, phase included),
+    plus ``loss``.
+    """
+    if settings.depth < 1 or settings.width < 1 or settings.steps < 1 or settings.record_every < 1:
+        raise ValueError(f"depth, width, steps and record_every must be positive, got {settings}")
+    y = target(settings).to(device)
+    wanted = fourier_coefficients(y, settings.frequencies)
+    x = _grid(settings.points)[:, None].to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        net = models.mlp((1,), 1, hidden=(settings.width,) * settings.depth).to(device)
+    opt = make_optimizer("adam", net.parameters(), settings.lr)
+    rows = []
+    for step in tqdm(range(settings.steps + 1), desc="fitting sinusoids", disable=not progress, leave=False):
+        out = net(x).squeeze(1)
+        loss = F.mse_loss(out, y)
+        if step % settings.record_every == 0 or step == settings.steps:
+            got = fourier_coefficients(out.detach(), settings.frequencies)
+            for k, g, w in zip(settings.frequencies, got, wanted, strict=True):
+                rows.append({"step": step, "frequency": k, "amplitude": g.abs().item() / settings.amplitude,
+                             "error": (g - w).abs().item() / settings.amplitude, "loss": loss.item()})
+        if step < settings.steps:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return pd.DataFrame(rows)
+
+
+def learned_at(spectrum: pd.DataFrame, tolerance: float = 0.1) -> pd.Series:
+    """First recorded step at which each frequency's ``error`` falls below ``tolerance`` (NaN: never).
+
+    Full-batch Adam makes the error flicker once learned; the first crossing is what
+    the heat map shows as the change of colour.
+    """
+    if not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must be in (0, 1), got {tolerance!r}")
+    below = spectrum[spectrum["error"] < tolerance]
+    first = below.groupby("frequency")["step"].min()
+    return first.reindex(sorted(spectrum["frequency"].unique())).astype(float).rename("learned_at_step")
+
+
+PRESETS = {  # lectures/05_early_bird.ipynb
+    "ci": SpectralSettings(frequencies=(2, 4, 6, 8, 10), points=64, depth=4, width=256, steps=1500, lr=1e-3,
+                           record_every=25),
+    "cpu": SpectralSettings(steps=8000, lr=1e-3),
+    "gpu": SpectralSettings(steps=30000, lr=1e-3, record_every=100),
+}

@@ -1,0 +1,422 @@
+"""Structured pruning: remove whole filters (and rebuild smaller layers), or factorise layers.
+
+Unstructured sparsity saves memory but rarely time (see :mod:`coursekit.compress`);
+removing a whole filter shrinks a dense layer, which any hardware runs faster.
+
+**Filter pruning** (Li, Kadav, Durdanovic, Samet & Graf 2017, "Pruning Filters for
+Efficient ConvNets") ranks the filters of a layer by their L1 norm ``Σ|K|`` and removes
+the smallest, with no data. Removing output channel ``j`` of a conv removes
+
+* row ``j`` of its weight (and bias),
+* entry ``j`` of the BatchNorm after it (γ, β, running mean and variance),
+* input channel ``j`` of the next conv, or, after a ``Flatten``, the ``H·W`` input
+  features ``j·H·W … (j+1)·H·W − 1`` of the next Linear (channel-major order).
+
+:func:`prune_filters` returns a new, smaller model (the original is untouched); it
+understands ``nn.Sequential`` models of convs and Linear layers, BatchNorm,
+activations, pools, Dropout and Flatten (the course's ``conv2``, ``conv4``, ``vgg_bn``,
+``lenet300_100``; a neuron of a Linear layer is pruned like a filter). The last layer
+is never pruned: its outputs are the classes. :func:`channel_mask` gives the same
+pruning as a :class:`coursekit.masks.Mask` on the unpruned model: with the filter, its
+bias and its BatchNorm γ and β at zero, the channel outputs exactly 0 (BatchNorm gives
+β = 0, then ReLU 0), so both models compute the same function. Torch-Pruning (Fang et
+al. 2023) does the same for any graph: :func:`torch_pruning_filters`.
+
+**Low rank** (Denton, Zaremba, Bruna, LeCun & Fergus 2014): a Linear weight ``W``
+(``out × in``) is replaced by the truncated SVD ``W ≈ B·C`` with ``B = U_r √S_r``
+(``out × r``) and ``C = √S_r V_rᵀ`` (``r × in``), i.e. two Linear layers with ``r·(in +
+out)`` weights, fewer than ``in·out`` when ``r < in·out / (in + out)``. A conv is
+factorised the same way through its ``out × (in·k·k)`` matrix: a k×k conv with ``r``
+output channels, then a 1×1 conv (the channel decomposition of Zhang, Zou, He & Sun
+2016; Jaderberg, Vedaldi & Zisserman 2014 split k×k into k×1 then 1×k instead).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from coursekit import runtime
+from coursekit.masks import Mask
+
+PRODUCERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+# Channel-wise modules that map a zero channel to zero: pruned channels stay silent through them.
+PASS_THROUGH = (nn.ReLU, nn.Tanh, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
+                nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout,
+                nn.Flatten, nn.Identity)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A prunable layer, the BatchNorm after it, and the layer that reads its outputs."""
+
+    layer: str
+    norm: str | None
+    consumer: str
+    spatial: int  # inputs of the consumer per channel: H·W after a Flatten, else 1
+
+
+def _width(module: nn.Module) -> int:
+    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
+
+
+def _units(model: nn.Module) -> list[_Unit]:
+    """The filters :func:`prune_filters` can remove, checking the model is a chain it understands."""
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"filter surgery rebuilds nn.Sequential models, got {type(model).__name__}; "
+                         "for other architectures use torch_pruning_filters")
+    children = list(model.named_children())
+    for name, m in children:
+        if not isinstance(m, PRODUCERS + NORMS + PASS_THROUGH):
+            raise ValueError(f"layer {name!r} is a {type(m).__name__}; filter surgery understands "
+                             f"{', '.join(t.__name__ for t in PRODUCERS + NORMS + PASS_THROUGH)}")
+        if getattr(m, "groups", 1) != 1:
+            raise ValueError(f"layer {name!r} is a grouped conv (groups={m.groups}); not supported")
+    units = []
+    for i, (name, m) in enumerate(children):
+        if not isinstance(m, PRODUCERS):
+            continue
+        norm = None
+        for later_name, later in children[i + 1:]:
+            if isinstance(later, NORMS):
+                norm = later_name
+            elif isinstance(later, PRODUCERS):
+                fan_in = later.in_features if isinstance(later, nn.Linear) else later.in_channels
+                if fan_in % _width(m):
+                    raise ValueError(f"layer {later_name!r} reads {fan_in} inputs, not a multiple of the "
+                                     f"{_width(m)} channels of layer {name!r}")
+                units.append(_Unit(name, norm, later_name, fan_in // _width(m)))
+                break
+    return units
+
+
+def filter_scores(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Layer name → L1 norm of each of its filters, ``Σ|K|`` (Li et al. 2017); the last layer excluded.
+
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 0.0], [-3.0, 1.0]]))
+    >>> filter_scores(net)
+    {'0': tensor([2.0000, 0.5000, 4.0000])}
+    """
+    modules = dict(model.named_modules())
+    return {u.layer: modules[u.layer].weight.detach().abs().flatten(1).sum(1) for u in _units(model)}
+
+
+def select_filters(model: nn.Module, amount: float | Mapping[str, float],
+                   scores: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Which filters each layer keeps: its highest scores, after removing ``round(amount × width)``.
+
+    Args:
+        amount: fraction of filters to remove, in ``[0, 1)``: one for every prunable layer,
+            or ``{layer name: fraction}`` (layers left out keep all their filters).
+        scores: layer name → score per filter; default :func:`filter_scores` (L1 norms).
+
+    Returns:
+        layer name → sorted int64 indices of the kept filters. Ties go to the earlier filter.
+    """
+    modules = dict(model.named_modules())
+    widths = {u.layer: _width(modules[u.layer]) for u in _units(model)}
+    scores = dict(filter_scores(model) if scores is None else scores)
+    amounts = dict.fromkeys(scores, amount) if not isinstance(amount, Mapping) else dict(amount)
+    unknown = (set(amounts) | set(scores)) - set(widths)
+    if unknown:
+        raise ValueError(f"no prunable layers named {sorted(unknown)}; the prunable layers are "
+                         f"{list(widths)} (the last layer's outputs are the classes)")
+    wrong = {n: (s.numel(), widths[n]) for n, s in scores.items() if s.numel() != widths[n]}
+    if wrong:
+        raise ValueError(f"scores need one entry per filter; (scores, filters) per layer: {wrong}")
+    missing = set(amounts) - set(scores)
+    if missing:
+        raise ValueError(f"no scores for layers {sorted(missing)}")
+    kept = {}
+    for name, a in amounts.items():
+        if not isinstance(a, (int, float)) or not 0 <= a < 1:
+            raise ValueError(f"amount for layer {name!r} must lie in [0, 1), got {a!r}")
+        width = scores[name].numel()
+        n_keep = width - round(a * width)
+        if n_keep < 1:
+            raise ValueError(f"amount {a} removes all {width} filters of layer {name!r}, which would "
+                             "disconnect the network; keep at least one")
+        order = torch.sort(scores[name].detach().cpu(), descending=True, stable=True).indices
+        kept[name] = order[:n_keep].sort().values
+    return kept
+
+
+def _sliced(module: nn.Module, out_idx: torch.Tensor | None, in_idx: torch.Tensor | None) -> nn.Module:
+    """A copy of ``module`` keeping output entries ``out_idx`` and inputs ``in_idx`` (None: all)."""
+    new = copy.deepcopy(module)
+    with torch.no_grad():
+        if isinstance(module, NORMS):
+            for attr in ("weight", "bias", "running_mean", "running_var"):
+                t = getattr(module, attr)
+                if t is not None:
+                    t = t[out_idx.to(t.device)].clone()
+                    setattr(new, attr, nn.Parameter(t) if attr in ("weight", "bias") else t)
+            new.num_features = len(out_idx)
+            return new
+        w, b = module.weight, module.bias
+        if out_idx is not None:
+            w, b = w[out_idx.to(w.device)], None if b is None else b[out_idx.to(b.device)]
+        if in_idx is not None:
+            w = w[:, in_idx.to(w.device)]
+        new.weight = nn.Parameter(w.clone(), requires_grad=module.weight.requires_grad)
+        if b is not None:
+            new.bias = nn.Parameter(b.clone(), requires_grad=module.bias.requires_grad)
+    if isinstance(module, nn.Linear):
+        new.out_features, new.in_features = w.shape
+    else:
+        new.out_channels, new.in_channels = w.shape[:2]
+    return new
+
+
+def remove_filters(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> nn.Module:
+    """A smaller copy of ``model`` with only the ``kept`` filters (see :func:`select_filters`)."""
+    units = {u.layer: u for u in _units(model)}
+    unknown = set(kept) - set(units)
+    if unknown:
+        raise ValueError(f"no prunable layers named {sorted(unknown)}; the prunable layers are {list(units)}")
+    out_idx, in_idx = {}, {}
+    for name, idx in kept.items():
+        u, idx = units[name], torch.as_tensor(idx, dtype=torch.long).cpu()
+        out_idx[name] = idx
+        if u.norm is not None:
+            out_idx[u.norm] = idx
+        in_idx[u.consumer] = (idx[:, None] * u.spatial + torch.arange(u.spatial)).flatten()
+    pruned = copy.deepcopy(model)
+    for name in out_idx.keys() | in_idx.keys():
+        setattr(pruned, name, _sliced(getattr(model, name), out_idx.get(name), in_idx.get(name)))
+    return pruned
+
+
+def prune_filters(model: nn.Module, amount: float | Mapping[str, float],
+                  scores: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+    """A copy of ``model`` without the lowest-scoring filters: :func:`select_filters`, then surgery.
+
+    >>> from coursekit import models
+    >>> net = models.build("vgg_bn", (3, 16, 16), 10)
+    >>> [m.out_channels for m in prune_filters(net, 0.5) if isinstance(m, nn.Conv2d)]
+    [8, 16, 32]
+    """
+    return remove_filters(model, select_filters(model, amount, scores))
+
+
+def channel_mask(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> Mask:
+    """The pruning of :func:`remove_filters` as a :class:`Mask` on the unpruned ``model``.
+
+    Masks each removed filter's weights, its bias and its BatchNorm γ and β, so the
+    channel outputs exactly zero; ``mask.apply(model)`` then computes what the pruned
+    model computes, and ``mask.hook(model)`` keeps it so while training.
+    """
+    units = {u.layer: u for u in _units(model)}
+    params = dict(model.named_parameters())
+    tensors = {}
+    for name, idx in kept.items():
+        if name not in units:
+            raise ValueError(f"no prunable layer named {name!r}; the prunable layers are {list(units)}")
+        for owner in (name, units[name].norm):
+            for kind in ("weight", "bias"):
+                p = params.get(f"{owner}.{kind}") if owner is not None else None
+                if p is not None:
+                    alive = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+                    alive[torch.as_tensor(idx, dtype=torch.long, device=p.device)] = True
+                    tensors[f"{owner}.{kind}"] = alive.reshape(-1, *[1] * (p.dim() - 1)).expand_as(p).clone()
+    return Mask(tensors, model)
+
+
+# -- cost ------------------------------------------------------------------------------------
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (weights, biases, BatchNorm γ and β)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply–accumulates of the conv and Linear layers for one input of ``input_shape`` (no batch axis).
+
+    A conv does ``in/groups × k_h × k_w`` MACs per output value, a Linear ``in_features``;
+    forward hooks count the output values on a zero input (BatchNorm, activations and pools
+    are cheap next to these and are not counted).
+    """
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        per_output = (module.in_features if isinstance(module, nn.Linear)
+                      else module.in_channels // module.groups * module.weight[0, 0].numel())
+        total += output.numel() * per_output
+
+    handles = [m.register_forward_hook(count) for m in model.modules()
+               if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    param = next(model.parameters())
+    was_training = model.training
+    try:
+        model.eval()
+        model(torch.zeros(1, *input_shape, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total
+
+
+@torch.no_grad()
+def latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
+    """Median seconds of one forward pass of ``x`` in eval mode (CUDA synchronised)."""
+    was_training = model.training
+    model.eval()
+    times = []
+    for i in range(warmup + repeats):
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model(x)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    model.train(was_training)
+    return statistics.median(times)
+
+
+# -- low rank --------------------------------------------------------------------------------
+def svd_factors(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``B (m × r)`` and ``C (r × n)`` with ``B @ C`` the best rank-``r`` approximation of ``matrix``.
+
+    Eckart–Young: keeping the ``r`` largest singular values minimises the Frobenius error;
+    the error is ``√(Σ_{i>r} s_i²)``. Computed in float64, returned in ``matrix``'s dtype.
+    """
+    if matrix.dim() != 2:
+        raise ValueError(f"SVD needs a 2-D matrix, got shape {tuple(matrix.shape)}; reshape a conv "
+                         "weight to (out, in·k·k) first: weight.reshape(weight.shape[0], -1)")
+    m, n = matrix.shape
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= min(m, n):
+        raise ValueError(f"rank must be an int in 1..{min(m, n)} (the smaller side of the {m}×{n} "
+                         f"matrix), got {rank!r}")
+    with runtime.one_thread():
+        u, s, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
+    root = s[:rank].sqrt()
+    return (u[:, :rank] * root).to(matrix.dtype), (root[:, None] * vh[:rank]).to(matrix.dtype)
+
+
+def choose_rank(matrix: torch.Tensor, energy: float | None = None,
+                param_fraction: float | None = None) -> int:
+    """A rank for :func:`svd_factors`, from exactly one of two rules.
+
+    * ``energy``: the smallest ``r`` whose singular values hold that fraction of
+      ``Σ s_i²`` (the squared Frobenius norm);
+    * ``param_fraction``: the largest ``r`` (at least 1) whose two factors, ``r·(m + n)``
+      weights, fit in that fraction of the ``m·n`` weights of the matrix.
+    """
+    if (energy is None) == (param_fraction is None):
+        raise ValueError("give exactly one of energy and param_fraction")
+    m, n = matrix.reshape(matrix.shape[0], -1).shape
+    if param_fraction is not None:
+        if not param_fraction > 0:
+            raise ValueError(f"param_fraction must be positive, got {param_fraction!r}")
+        return max(1, min(min(m, n), int(param_fraction * m * n // (m + n))))
+    if not 0 < energy <= 1:
+        raise ValueError(f"energy must lie in (0, 1], got {energy!r}")
+    with runtime.one_thread():
+        s2 = torch.linalg.svdvals(matrix.detach().reshape(m, n).double()).pow(2)
+    share = s2.cumsum(0) / s2.sum()
+    return min(int((share < energy - 1e-12).sum()) + 1, min(m, n))
+
+
+def factorize(layer: nn.Module, rank: int) -> nn.Sequential:
+    """``layer`` (Linear or conv) as two layers of rank ``rank``; at full rank the same function.
+
+    Linear ``in → out`` becomes Linear ``in → r`` (no bias) then Linear ``r → out``;
+    a k×k conv becomes a k×k conv with ``r`` outputs (same stride, padding, dilation, no
+    bias) then a 1×1 conv ``r → out`` carrying the bias.
+    """
+    if isinstance(layer, nn.modules.conv._ConvNd) and layer.groups != 1:
+        raise ValueError(f"grouped convs (groups={layer.groups}) are not factorised")
+    b, c = svd_factors(layer.weight.reshape(layer.weight.shape[0], -1), rank)
+    has_bias = layer.bias is not None
+    kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
+    if isinstance(layer, nn.Linear):
+        first, second = nn.Linear(layer.in_features, rank, bias=False, **kw), nn.Linear(rank, layer.out_features, bias=has_bias, **kw)
+    elif isinstance(layer, nn.modules.conv._ConvNd):
+        conv = type(layer)
+        first = conv(layer.in_channels, rank, layer.kernel_size, layer.stride, layer.padding,
+                     layer.dilation, bias=False, padding_mode=layer.padding_mode, **kw)
+        second = conv(rank, layer.out_channels, 1, bias=has_bias, **kw)
+    else:
+        raise ValueError(f"only Linear and conv layers are factorised, got {type(layer).__name__}")
+    with torch.no_grad():
+        first.weight.copy_(c.reshape(first.weight.shape))
+        second.weight.copy_(b.reshape(second.weight.shape))
+        if has_bias:
+            second.bias.copy_(layer.bias)
+    return nn.Sequential(first, second)
+
+
+def low_rank(model: nn.Module, rank: int | Mapping[str, int] | None = None, energy: float | None = None,
+             param_fraction: float | None = None, layers: Sequence[str] | None = None,
+             only_if_smaller: bool = True) -> nn.Module:
+    """A copy of ``model`` with Linear and conv layers replaced by their :func:`factorize` pair.
+
+    Args:
+        rank, energy, param_fraction: exactly one: a rank (or ``{layer: rank}``), or a rule
+            of :func:`choose_rank` applied to each layer.
+        layers: module names to factorise; default every Linear and ungrouped conv.
+        only_if_smaller: leave a layer as it is when its factors would not have fewer
+            weights than it (``r·(m + n) ≥ m·n``).
+    """
+    if sum(x is not None for x in (rank, energy, param_fraction)) != 1:
+        raise ValueError("give exactly one of rank, energy and param_fraction")
+    modules = dict(model.named_modules())
+    names = list(layers) if layers is not None else list(rank) if isinstance(rank, Mapping) else [
+        n for n, m in modules.items()
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.modules.conv._ConvNd) and m.groups == 1)]
+    unknown = [n for n in names if not isinstance(modules.get(n), (nn.Linear, nn.modules.conv._ConvNd))]
+    if unknown:
+        raise ValueError(f"{unknown} are not Linear or conv layers of the model")
+    new = copy.deepcopy(model)
+    new_modules = dict(new.named_modules())
+    for name in names:
+        w = modules[name].weight.reshape(modules[name].weight.shape[0], -1)
+        r = (rank[name] if isinstance(rank, Mapping) else rank) if rank is not None \
+            else choose_rank(w, energy, param_fraction)
+        if only_if_smaller and r * sum(w.shape) >= w.numel():
+            continue
+        parent, _, child = name.rpartition(".")
+        setattr(new_modules[parent] if parent else new, child, factorize(modules[name], r))
+    return new
+
+
+# -- Torch-Pruning ---------------------------------------------------------------------------
+def torch_pruning_filters(model: nn.Module, example_input: torch.Tensor,
+                          amount: float | Mapping[str, float]) -> nn.Module:
+    """A copy of ``model`` filter-pruned by Torch-Pruning (Fang et al. 2023, "DepGraph") with L1 norms.
+
+    Torch-Pruning traces ``example_input`` through the model to find which layers must
+    shrink together (any graph, residuals included), scores each group by the L1 norm of
+    its first layer's filters (``MagnitudeImportance(p=1, group_reduction="first")``, Li et
+    al.'s rule) and keeps ``int(width × (1 − amount))`` filters per layer (our
+    :func:`select_filters` keeps ``width − round(amount × width)``: the same whenever
+    ``amount × width`` is an integer). The last prunable module (the classifier) is left
+    whole. ``amount`` may be ``{module name: fraction}``; other layers are then not pruned.
+    """
+    try:
+        import torch_pruning as tp
+    except ImportError as err:
+        raise ImportError("torch_pruning_filters needs Torch-Pruning: pip install torch-pruning") from err
+    model = copy.deepcopy(model)
+    modules = dict(model.named_modules())
+    prunable = [m for m in modules.values() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    ratios = {"pruning_ratio": amount} if not isinstance(amount, Mapping) else {
+        "pruning_ratio": 0.0, "pruning_ratio_dict": {modules[n]: a for n, a in amount.items()}}
+    importance = tp.importance.MagnitudeImportance(p=1, group_reduction="first", normalizer=None)
+    pruner = tp.pruner.BasePruner(model, example_input, importance=importance,
+                                  ignored_layers=prunable[-1:], **ratios)
+    pruner.step()
+    return model

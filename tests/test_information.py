@@ -1,0 +1,69 @@
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from coursekit import information as info
+
+
+def test_twelve_bit_task_is_balanced_and_complete():
+    d = info.twelve_bit_task()
+    x = torch.cat([d.x_train, d.x_val])
+    assert x.shape == (4096, 12) and torch.unique(x, dim=0).shape[0] == 4096
+    assert abs(torch.cat([d.y_train, d.y_val]).float().mean().item() - 0.5) < 0.05
+    assert len(d.y_train) == round(0.85 * 4096)
+
+
+def test_binned_mi_on_hand_made_layers():
+    y = torch.tensor([0, 0, 1, 1])
+    copy_of_label = torch.tensor([[0.0], [0.1], [0.9], [1.0]])
+    assert info.binned_mi(copy_of_label, y, bins=2) == pytest.approx((1.0, 1.0))
+    distinct = torch.tensor([[0.0], [0.3], [0.6], [0.99]])
+    assert info.binned_mi(distinct, y, bins=4) == pytest.approx((2.0, 1.0))
+    constant = torch.zeros(4, 3)
+    assert info.binned_mi(constant, y, bins=30, limits=(-1, 1)) == pytest.approx((0.0, 0.0))
+
+
+def test_kde_mi_limits():
+    y = torch.tensor([0, 1] * 50)
+    far_apart = torch.arange(100.0)[:, None] * 100
+    ixt, iyt = info.kde_mi(far_apart, y, noise_var=0.1)
+    assert ixt == pytest.approx(math.log2(100)) and iyt == pytest.approx(1.0)
+    ixt, iyt = info.kde_mi(torch.zeros(100, 2), y, noise_var=0.1)
+    assert ixt == pytest.approx(0.0, abs=1e-9) and iyt == pytest.approx(0.0, abs=1e-9)
+
+
+def test_information_plane_rows():
+    settings = info.InfoPlaneSettings(epochs=3, snapshots=3, kde_examples=128)
+    table, fisher = info.information_plane(settings, progress=False)
+    assert set(fisher["epoch"]) == set(table["epoch"]) and set(fisher["kind"]) == {"true", "empirical"}
+    layers = ["layer 1", "layer 2", "layer 3", "layer 4", "layer 5", "output"]
+    assert sorted(table["layer"].unique()) == layers
+    assert set(table["estimator"]) == {"binned", "kde"} and 0 in set(table["epoch"])
+    binned = table[table["estimator"] == "binned"]
+    assert (binned["I_XT"] <= 12 + 1e-9).all() and (binned["I_YT"] <= binned["I_XT"] + 1e-9).all()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: info.binned_mi(torch.zeros(4, 2), torch.zeros(4), bins=1), "bins must be an int ≥ 2"),
+    (lambda: info.binned_mi(torch.zeros(4), torch.zeros(4)), "activations must be"),
+    (lambda: info.kde_mi(torch.zeros(4, 2), torch.zeros(4), noise_var=0), "noise_var must be positive"),
+    (lambda: info.twelve_bit_task(train_fraction=1.0), "train_fraction"),
+])
+def test_bad_information_requests(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fisher_rises_then_falls_and_the_output_learns(seed):
+    """Lecture 04's checks at ci scale, three seeds: in both 12-bit networks the trace of the true
+    Fisher grows tenfold, then ends below its peak; the output layer's I(Y;T) grows by 0.5 bit."""
+    for activation in ("tanh", "relu"):
+        settings = dataclasses.replace(info.PRESETS["ci"], activation=activation, seed=seed, kde_examples=64)
+        table, fisher = info.information_plane(settings, progress=False)
+        trace = fisher[fisher["kind"] == "true"].groupby("epoch")["trace"].sum()
+        assert trace.max() > 10 * trace.iloc[0] and trace.iloc[-1] < trace.max()
+        out = table[(table["layer"] == "output") & (table["estimator"] == "binned")].sort_values("epoch")
+        assert out["I_YT"].iloc[-1] > out["I_YT"].iloc[0] + 0.5

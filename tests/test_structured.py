@@ -1,0 +1,187 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from coursekit import models, structured
+
+
+def _with_batchnorm_statistics(model, shape, seed=0):
+    """Random γ, β and running statistics, so the BatchNorm entries that surgery keeps matter."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=gen))
+                m.running_mean.copy_(torch.randn(n, generator=gen))
+                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+    return model.eval()
+
+
+def _tiny():
+    """conv 1→2 (3×3, pad 1) on 1×4×4, ReLU, 2×2 pool, Flatten (2·2·2 = 8), Linear 8 → 3."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(8, 3))
+
+
+def test_filter_scores_are_l1_norms_of_filters():
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 0.0], [-3.0, 1.0]]))
+    scores = structured.filter_scores(net)
+    assert list(scores) == ["0"]  # the output layer is never pruned
+    assert scores["0"].tolist() == [2.0, 0.5, 4.0]
+    assert structured.select_filters(net, 0.34)["0"].tolist() == [0, 2]  # round(0.34·3) = 1 removed
+
+
+def test_select_filters_keeps_the_highest_scores_and_breaks_ties_by_position():
+    net = models.build("vgg_bn", (3, 8, 8), 10)
+    scores = structured.filter_scores(net)
+    kept = structured.select_filters(net, {"4": 0.25})
+    assert list(kept) == ["4"] and len(kept["4"]) == 24
+    dropped = torch.ones(32, dtype=torch.bool)
+    dropped[kept["4"]] = False
+    assert scores["4"][kept["4"]].min() > scores["4"][dropped].max()
+    tied = structured.select_filters(net, {"0": 0.5}, scores={"0": torch.ones(16)})
+    assert tied["0"].tolist() == list(range(8))
+
+
+@pytest.mark.parametrize("name", ["vgg_bn", "conv2", "conv4", "lenet300_100"])
+def test_pruned_model_computes_what_the_masked_model_computes(name):
+    """Surgery is exact: removing filters (and BatchNorm entries, next-layer inputs, and the H·W
+    inputs per channel of a Linear after Flatten) equals zeroing them in the unpruned model."""
+    shape = (1, 28, 28) if name == "lenet300_100" else (3, 16, 16)
+    kwargs = {} if name == "vgg_bn" else {"width": 0.25}
+    net = _with_batchnorm_statistics(models.build(name, shape, 10, **kwargs), shape)
+    before = copy.deepcopy(net.state_dict())
+    kept = structured.select_filters(net, 0.5)
+    pruned = structured.remove_filters(net, kept)
+    masked = structured.channel_mask(net, kept).apply(copy.deepcopy(net))
+    x = torch.randn(5, *shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), masked(x), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(pruned(x), net(x))  # it is pruning, not a copy
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # original untouched
+    assert structured.count_parameters(pruned) < 0.6 * structured.count_parameters(net)
+    assert structured.count_flops(pruned, shape) < 0.6 * structured.count_flops(net, shape)
+
+
+def test_flops_and_parameters_of_a_tiny_model_by_hand():
+    """conv: 2 maps × 16 positions × 9 MACs = 288; Linear 8·3 = 24. Keeping 1 filter: 144 + 4·3 = 156."""
+    net = _tiny()
+    assert structured.count_flops(net, (1, 4, 4)) == 312
+    assert structured.count_parameters(net) == 2 * 9 + 2 + 8 * 3 + 3
+    pruned = structured.prune_filters(net, 0.5)
+    assert pruned[4].in_features == 4  # one channel of 2×2 positions left after Flatten
+    assert structured.count_flops(pruned, (1, 4, 4)) == 156
+    assert structured.count_parameters(pruned) == 9 + 1 + 4 * 3 + 3
+    assert net.training  # counting runs in eval mode and restores the mode
+
+
+def test_prune_filters_shapes_for_vgg_bn():
+    net = models.build("vgg_bn", (3, 16, 16), 10)
+    pruned = structured.prune_filters(net, {"0": 0.5, "8": 0.25})
+    shapes = [tuple(p.shape) for p in pruned.parameters()]
+    assert shapes == [(8, 3, 3, 3), (8,), (8,), (32, 8, 3, 3), (32,), (32,), (48, 32, 3, 3), (48,), (48,),
+                      (10, 48), (10,)]
+    assert pruned[1].running_mean.shape == (8,) and pruned[1].num_features == 8
+
+
+@pytest.mark.parametrize(("model", "amount", "message"), [
+    (_tiny(), 0.8, r"removes all 2 filters of layer '0'"),
+    (_tiny(), 1.0, r"must lie in \[0, 1\)"),
+    (_tiny(), {"4": 0.5}, r"no prunable layers named \['4'\].*last layer"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Softmax(1), nn.Linear(4, 2)), 0.5, "'1' is a Softmax"),
+    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 2, 1)), 0.5, "grouped conv"),
+    (nn.Linear(3, 3), 0.5, "nn.Sequential models, got Linear"),
+])
+def test_bad_pruning_requests(model, amount, message):
+    with pytest.raises(ValueError, match=message):
+        structured.prune_filters(model, amount)
+
+
+def test_latency_is_a_positive_time():
+    net = _tiny()
+    assert structured.latency(net, torch.randn(2, 1, 4, 4), repeats=3, warmup=1) > 0
+    assert net.training
+
+
+def test_svd_at_full_rank_reproduces_linear_and_conv_layers():
+    torch.manual_seed(0)
+    for layer, x in [(nn.Linear(12, 5), torch.randn(4, 12)),
+                     (nn.Conv2d(3, 6, 3, stride=2, padding=1), torch.randn(2, 3, 9, 9))]:
+        full = min(layer.weight.shape[0], layer.weight[0].numel())
+        pair = structured.factorize(layer, full)
+        with torch.no_grad():
+            torch.testing.assert_close(pair(x), layer(x), rtol=1e-5, atol=1e-5)
+    assert pair[0].kernel_size == (3, 3) and pair[0].stride == (2, 2) and pair[1].kernel_size == (1, 1)
+
+
+def test_truncated_svd_error_is_the_dropped_singular_values():
+    """Eckart–Young: ‖W − B·C‖_F = √(Σ_{i>r} s_i²)."""
+    w = torch.randn(20, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    b, c = structured.svd_factors(w, 5)
+    s = torch.linalg.svdvals(w)
+    assert b.shape == (20, 5) and c.shape == (5, 30)
+    assert torch.linalg.matrix_norm(w - b @ c).item() == pytest.approx(s[5:].pow(2).sum().sqrt().item())
+
+
+def test_choose_rank_by_energy_and_by_parameters():
+    w = torch.diag(torch.tensor([3.0, 2.0, 1.0]))  # s² = 9, 4, 1 of 14: 64 %, 93 %, 100 %
+    assert [structured.choose_rank(w, energy=e) for e in (0.5, 0.9, 1.0)] == [1, 2, 3]
+    assert structured.choose_rank(torch.randn(100, 50), param_fraction=0.5) == 16  # 16·150 ≤ 2500
+    assert structured.choose_rank(torch.randn(100, 50), param_fraction=10.0) == 50
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: structured.svd_factors(torch.randn(3, 4), 4), r"rank must be an int in 1\.\.3"),
+    (lambda: structured.svd_factors(torch.randn(3, 4), 0), r"1\.\.3"),
+    (lambda: structured.svd_factors(torch.randn(2, 3, 3), 1), "2-D matrix.*reshape"),
+    (lambda: structured.choose_rank(torch.randn(3, 4)), "exactly one"),
+    (lambda: structured.choose_rank(torch.randn(3, 4), energy=1.5), r"\(0, 1\]"),
+    (lambda: structured.low_rank(_tiny(), rank=2, energy=0.9), "exactly one"),
+    (lambda: structured.low_rank(_tiny(), rank=1, layers=["1"]), "not Linear or conv"),
+])
+def test_bad_low_rank_requests(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_low_rank_model_is_smaller_and_skips_layers_it_would_grow():
+    net = models.build("vgg_bn", (3, 16, 16), 10)
+    small = structured.low_rank(net, param_fraction=0.5)
+    assert structured.count_parameters(small) < 0.55 * structured.count_parameters(net)
+    assert small[8][0].out_channels == 26  # conv 32 → 64, 3×3: 26·(64 + 288) ≤ 0.5·64·288
+    assert small[13][0].out_features == 4  # Linear 64 → 10: 4·(10 + 64) ≤ 0.5·640
+    assert isinstance(structured.low_rank(net, rank={"13": 9})[13], nn.Linear)  # 9·74 > 640: kept
+    assert isinstance(structured.low_rank(net, rank={"13": 9}, only_if_smaller=False)[13], nn.Sequential)
+    full = structured.low_rank(net, energy=1.0, only_if_smaller=False).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(full(x), net.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("amount", [0.5, {"0": 0.25, "4": 0.5, "8": 0.75}])
+def test_torch_pruning_gives_the_same_layers(amount):
+    """Torch-Pruning's L1 filter pruning (MagnitudeImportance p=1) and ours: same shapes, same weights."""
+    net = models.build("vgg_bn", (3, 16, 16), 10)
+    theirs = structured.torch_pruning_filters(net, torch.randn(1, 3, 16, 16), amount)
+    ours = structured.prune_filters(net, amount)
+    assert [tuple(p.shape) for p in theirs.parameters()] == [tuple(p.shape) for p in ours.parameters()]
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert next(net.parameters()).shape == (16, 3, 3, 3)  # the original is untouched
+
+
+def test_scores_must_fit_the_layers():
+    net = models.build("vgg_bn", (3, 8, 8), 10)
+    with pytest.raises(ValueError, match=r"one entry per filter.*'0': \(8, 16\)"):
+        structured.select_filters(net, 0.5, scores={"0": torch.ones(8)})
+    with pytest.raises(ValueError, match=r"no prunable layers named \['13'\]"):
+        structured.select_filters(net, 0.5, scores={"13": torch.ones(10)})
+    with pytest.raises(ValueError, match=r"no scores for layers \['4'\]"):
+        structured.select_filters(net, {"4": 0.5}, scores={"0": torch.ones(16)})
