@@ -39,7 +39,7 @@ def critical_period(sweep: Sweep, until_epoch: int | None = None) -> Figure:
     until_epoch = int(sweep["until_epoch"].max()) if until_epoch is None else until_epoch
     if until_epoch not in set(sweep["until_epoch"]):
         raise ValueError(f"no run with the deficit ending at epoch {until_epoch}; "
-                         f"the sweep has {sorted(sweep['until_epoch'].unique())}")
+                         f"the sweep has {sorted(sweep['until_epoch'].unique().tolist())}")
     with _styled():
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
         summary = sweep.groupby("until_epoch")["gap"].agg(["mean", "min", "max"])
