@@ -56,6 +56,8 @@ def critical_period(sweep: Sweep, until_epoch: int | None = None) -> Figure:
             right.plot(run["epoch"], run["val_acc"], style, lw=2, label=label)
         right.axvspan(0, until_epoch, color="grey", alpha=0.15, lw=0, label="deficit")
         right.set_xlabel("epoch")
+        for ax in (left, right):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         right.set_ylabel("validation accuracy (clean images)")
         right.set_title("learning curves (first seed)")
         right.legend(fontsize="small", loc="center right")
@@ -167,6 +169,8 @@ def mask_distances(distances: pd.DataFrame, eb_epoch: int | None, ratio: float, 
             found = f"Early-Bird ticket at epoch {eb_epoch} of {n}"
         else:
             found = f"no Early-Bird ticket within {n} epochs"
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("epoch")
         ax.set_title(f"{found}\n(pruning {ratio:.0%} of channels, ε = {epsilon:g})", fontsize="medium")
