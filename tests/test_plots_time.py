@@ -22,6 +22,7 @@ def _sweep():
 def test_critical_period_marks_the_chosen_run():
     fig = plots_time.critical_period(_sweep(), until_epoch=2)
     left, right = fig.axes
+    assert left.get_ylabel() == "accuracy lost vs no deficit"
     assert [line.get_label() for line in right.get_lines()] == ["no deficit", "blur until epoch 2"]
     with pytest.raises(ValueError, match=r"no run with the deficit ending at epoch 5; the sweep has \[0, 2\]"):
         plots_time.critical_period(_sweep(), until_epoch=5)
