@@ -1,4 +1,4 @@
-"""Storing a pruned network: bytes per format, Deep Compression, and what sparse matmul costs.
+"""Storing a pruned network: bytes per format, k-means weight sharing, Huffman coding, Deep Compression.
 
 A pruned weight tensor still takes ``4 × numel`` bytes as dense fp32. To save memory it
 must be *stored* sparsely, and every sparse format pays for positions:
@@ -28,12 +28,9 @@ positions. In a notebook::
     errors = quantize_model(model, bits=5)       # in place; max / rms error per layer
     table = deep_compression(model, bits=5)      # bytes and ratio per layer and stage
 
-Memory is not speed: :func:`time_sparse_matmul` times dense, ``torch.sparse`` CSR and a
-physically smaller dense layer side by side, and :func:`break_even` finds the density
-below which CSR wins on this machine. ``benchmarks/sparse_formats.py`` measured, for a
-2048 × 2048 layer and a batch of 64 on one CPU thread, CSR 13× faster than dense at
-1 % density, 2× at 10 %, 2.4× slower at 50 % (break-even near 20 %), while the layer
-with half the rows was 2× faster.
+Memory is not speed: :mod:`coursekit.sparse_speed` times dense, ``torch.sparse`` CSR and
+a physically smaller dense layer side by side, and finds the density below which CSR
+wins on this machine.
 """
 
 from __future__ import annotations
@@ -41,10 +38,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -493,88 +488,3 @@ def deep_compression(model: nn.Module, bits: int | Mapping[str, int] = 5, index_
     dense = table[table["stage"] == "dense"].set_index("layer")["bytes"]
     table["ratio"] = table["layer"].map(dense) / table["bytes"]
     return table
-
-
-# -- speed -----------------------------------------------------------------------------------
-def _time_block(fn: Callable[[], torch.Tensor], number: int, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(number):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / number
-
-
-@torch.no_grad()
-def time_sparse_matmul(densities: Sequence[float] = (0.01, 0.1, 0.5), out_features: int = 2048,
-                       in_features: int = 2048, batch: int = 64, repeats: int = 7, number: int = 3,
-                       device: str | torch.device = "cpu", seed: int = 0) -> pd.DataFrame:
-    """Time ``W @ X`` for a pruned ``W`` stored three ways, side by side, per density.
-
-    * ``dense``: ``W`` as a dense tensor, zeros included (what masked training runs);
-    * ``csr``: ``W.to_sparse_csr() @ X`` (unstructured sparsity, ``torch.sparse``);
-    * ``structured``: a dense layer with only ``density × out_features`` rows, what
-      filter pruning (:mod:`coursekit.structured`) builds.
-
-    Each repeat times every (density, variant) block in turn, so slow phases of a shared
-    machine hit all variants alike; speed-ups are medians over repeats of the paired
-    ratio ``dense time / variant time`` (> 1: faster than dense). Where other programs
-    keep the CPU's cores busy, call ``torch.set_num_threads(1)`` first: multi-threaded
-    kernels then wait for cores, and the table measures the scheduler.
-
-    Returns:
-        per density: median seconds per call of each variant, ``csr_speedup`` and
-        ``structured_speedup``.
-    """
-    bad = [d for d in densities if not 0 < d <= 1]
-    if bad or not densities:
-        raise ValueError(f"densities must lie in (0, 1], got {tuple(densities)}")
-    device = torch.device(device)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(in_features, batch, generator=gen).to(device)
-    calls = {}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        for d in densities:
-            w = torch.randn(out_features, in_features, generator=gen)
-            keep = torch.zeros(w.numel(), dtype=torch.bool)
-            keep[torch.randperm(w.numel(), generator=gen)[:max(1, round(d * w.numel()))]] = True
-            w = (w * keep.reshape(w.shape)).to(device)
-            csr, small = w.to_sparse_csr(), w[:max(1, round(d * out_features))].clone()
-            calls[d] = {"dense": lambda w=w: w @ x, "csr": lambda c=csr: c @ x,
-                        "structured": lambda s=small: s @ x}
-        times = {(d, v): [] for d in densities for v in ("dense", "csr", "structured")}
-        for d in densities:
-            for fn in calls[d].values():
-                fn()  # warm-up
-        for _ in range(repeats):
-            for d in densities:
-                for v, fn in calls[d].items():
-                    times[d, v].append(_time_block(fn, number, device))
-    rows = []
-    for d in densities:
-        row = {"density": d} | {f"{v}_s": statistics.median(times[d, v]) for v in ("dense", "csr", "structured")}
-        for v in ("csr", "structured"):
-            row[f"{v}_speedup"] = statistics.median(
-                a / b for a, b in zip(times[d, "dense"], times[d, v], strict=True))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def break_even(table: pd.DataFrame) -> float | None:
-    """The density below which CSR beats dense, from :func:`time_sparse_matmul`'s table.
-
-    Finds the first pair of neighbouring densities where ``csr_speedup`` falls from ≥ 1 to
-    < 1 and interpolates linearly in (log density, log speed-up). ``None`` when the
-    speed-up does not cross 1 among the densities measured (CSR always or never wins
-    there): widen the range.
-    """
-    t = table.sort_values("density")
-    d, s = t["density"].to_numpy(float), t["csr_speedup"].to_numpy(float)
-    for i in range(len(d) - 1):
-        if s[i] >= 1 > s[i + 1]:
-            frac = math.log(s[i]) / (math.log(s[i]) - math.log(s[i + 1]))
-            return float(math.exp(math.log(d[i]) + frac * (math.log(d[i + 1]) - math.log(d[i]))))
-    return None

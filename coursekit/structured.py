@@ -1,6 +1,6 @@
-"""Structured pruning: remove whole filters (and rebuild smaller layers), or factorise layers.
+"""Structured pruning: remove whole filters and rebuild smaller layers; count what that saves.
 
-Unstructured sparsity saves memory but rarely time (see :mod:`coursekit.compress`);
+Unstructured sparsity saves memory but rarely time (see :mod:`coursekit.sparse_speed`);
 removing a whole filter shrinks a dense layer, which any hardware runs faster.
 
 **Filter pruning** (Li, Kadav, Durdanovic, Samet & Graf 2017, "Pruning Filters for
@@ -22,13 +22,8 @@ bias and its BatchNorm γ and β at zero, the channel outputs exactly 0 (BatchNo
 β = 0, then ReLU 0), so both models compute the same function. Torch-Pruning (Fang et
 al. 2023) does the same for any graph: :func:`torch_pruning_filters`.
 
-**Low rank** (Denton, Zaremba, Bruna, LeCun & Fergus 2014): a Linear weight ``W``
-(``out × in``) is replaced by the truncated SVD ``W ≈ B·C`` with ``B = U_r √S_r``
-(``out × r``) and ``C = √S_r V_rᵀ`` (``r × in``), i.e. two Linear layers with ``r·(in +
-out)`` weights, fewer than ``in·out`` when ``r < in·out / (in + out)``. A conv is
-factorised the same way through its ``out × (in·k·k)`` matrix: a k×k conv with ``r``
-output channels, then a 1×1 conv (the channel decomposition of Zhang, Zou, He & Sun
-2016; Jaderberg, Vedaldi & Zisserman 2014 split k×k into k×1 then 1×k instead).
+Replacing a layer by a low-rank pair of layers, the other data-oblivious way to make a
+network physically smaller, is in :mod:`coursekit.lowrank`.
 """
 
 from __future__ import annotations
@@ -42,7 +37,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from coursekit import runtime
 from coursekit.masks import Mask
 
 PRODUCERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -183,9 +177,17 @@ def remove_filters(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> nn.Mod
     unknown = set(kept) - set(units)
     if unknown:
         raise ValueError(f"no prunable layers named {sorted(unknown)}; the prunable layers are {list(units)}")
+    modules = dict(model.named_modules())
     out_idx, in_idx = {}, {}
     for name, idx in kept.items():
         u, idx = units[name], torch.as_tensor(idx, dtype=torch.long).cpu()
+        width = _width(modules[name])
+        if idx.numel() == 0:
+            raise ValueError(f"keeping no filter of layer {name!r} removes all {width} of them, which "
+                             "would disconnect the network; keep at least one")
+        if idx.min() < 0 or idx.max() >= width or idx.unique().numel() != idx.numel():
+            raise ValueError(f"kept filters of layer {name!r} must be distinct indices in 0..{width - 1}, "
+                             f"got {idx.tolist()}")
         out_idx[name] = idx
         if u.norm is not None:
             out_idx[u.norm] = idx
@@ -232,18 +234,25 @@ def channel_mask(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> Mask:
 
 
 # -- cost ------------------------------------------------------------------------------------
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (weights, biases, BatchNorm γ and β)."""
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
+    """Number of parameters (weights, biases, BatchNorm γ and β); with ``nonzero``, only those not zero.
+
+    A weight mask leaves the first number unchanged (the zeros are still stored); the
+    second is what a sparse format would have to store.
+    """
+    return sum(int(torch.count_nonzero(p)) if nonzero else p.numel() for p in model.parameters())
 
 
 @torch.no_grad()
-def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+def count_flops(model: nn.Module, input_shape: Sequence[int], skip_zeros: bool = False) -> int:
     """Multiply–accumulates of the conv and Linear layers for one input of ``input_shape`` (no batch axis).
 
     A conv does ``in/groups × k_h × k_w`` MACs per output value, a Linear ``in_features``;
-    forward hooks count the output values on a zero input (BatchNorm, activations and pools
-    are cheap next to these and are not counted).
+    forward hooks count the output values on a zero input. BatchNorm, activations and pools
+    do no multiply–adds and are not counted, though on a small network they can take much
+    of the time (:func:`coursekit.sparsity.time_by_layer_type`). With ``skip_zeros`` a zero weight costs
+    nothing: the MACs an ideal sparse kernel would do (each layer's count times its
+    density), what papers report as the FLOPs of an unstructured-pruned network.
     """
     total = 0
 
@@ -251,7 +260,10 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
         nonlocal total
         per_output = (module.in_features if isinstance(module, nn.Linear)
                       else module.in_channels // module.groups * module.weight[0, 0].numel())
-        total += output.numel() * per_output
+        if skip_zeros:  # every output value of a filter uses that filter's nonzero weights
+            total += output.numel() // module.weight.shape[0] * int(torch.count_nonzero(module.weight))
+        else:
+            total += output.numel() * per_output
 
     handles = [m.register_forward_hook(count) for m in model.modules()
                if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
@@ -284,113 +296,6 @@ def latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, warmup: int = 
             times.append(time.perf_counter() - start)
     model.train(was_training)
     return statistics.median(times)
-
-
-# -- low rank --------------------------------------------------------------------------------
-def svd_factors(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``B (m × r)`` and ``C (r × n)`` with ``B @ C`` the best rank-``r`` approximation of ``matrix``.
-
-    Eckart–Young: keeping the ``r`` largest singular values minimises the Frobenius error;
-    the error is ``√(Σ_{i>r} s_i²)``. Computed in float64, returned in ``matrix``'s dtype.
-    """
-    if matrix.dim() != 2:
-        raise ValueError(f"SVD needs a 2-D matrix, got shape {tuple(matrix.shape)}; reshape a conv "
-                         "weight to (out, in·k·k) first: weight.reshape(weight.shape[0], -1)")
-    m, n = matrix.shape
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= min(m, n):
-        raise ValueError(f"rank must be an int in 1..{min(m, n)} (the smaller side of the {m}×{n} "
-                         f"matrix), got {rank!r}")
-    with runtime.one_thread():
-        u, s, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
-    root = s[:rank].sqrt()
-    return (u[:, :rank] * root).to(matrix.dtype), (root[:, None] * vh[:rank]).to(matrix.dtype)
-
-
-def choose_rank(matrix: torch.Tensor, energy: float | None = None,
-                param_fraction: float | None = None) -> int:
-    """A rank for :func:`svd_factors`, from exactly one of two rules.
-
-    * ``energy``: the smallest ``r`` whose singular values hold that fraction of
-      ``Σ s_i²`` (the squared Frobenius norm);
-    * ``param_fraction``: the largest ``r`` (at least 1) whose two factors, ``r·(m + n)``
-      weights, fit in that fraction of the ``m·n`` weights of the matrix.
-    """
-    if (energy is None) == (param_fraction is None):
-        raise ValueError("give exactly one of energy and param_fraction")
-    m, n = matrix.reshape(matrix.shape[0], -1).shape
-    if param_fraction is not None:
-        if not param_fraction > 0:
-            raise ValueError(f"param_fraction must be positive, got {param_fraction!r}")
-        return max(1, min(min(m, n), int(param_fraction * m * n // (m + n))))
-    if not 0 < energy <= 1:
-        raise ValueError(f"energy must lie in (0, 1], got {energy!r}")
-    with runtime.one_thread():
-        s2 = torch.linalg.svdvals(matrix.detach().reshape(m, n).double()).pow(2)
-    share = s2.cumsum(0) / s2.sum()
-    return min(int((share < energy - 1e-12).sum()) + 1, min(m, n))
-
-
-def factorize(layer: nn.Module, rank: int) -> nn.Sequential:
-    """``layer`` (Linear or conv) as two layers of rank ``rank``; at full rank the same function.
-
-    Linear ``in → out`` becomes Linear ``in → r`` (no bias) then Linear ``r → out``;
-    a k×k conv becomes a k×k conv with ``r`` outputs (same stride, padding, dilation, no
-    bias) then a 1×1 conv ``r → out`` carrying the bias.
-    """
-    if isinstance(layer, nn.modules.conv._ConvNd) and layer.groups != 1:
-        raise ValueError(f"grouped convs (groups={layer.groups}) are not factorised")
-    b, c = svd_factors(layer.weight.reshape(layer.weight.shape[0], -1), rank)
-    has_bias = layer.bias is not None
-    kw = {"device": layer.weight.device, "dtype": layer.weight.dtype}
-    if isinstance(layer, nn.Linear):
-        first, second = nn.Linear(layer.in_features, rank, bias=False, **kw), nn.Linear(rank, layer.out_features, bias=has_bias, **kw)
-    elif isinstance(layer, nn.modules.conv._ConvNd):
-        conv = type(layer)
-        first = conv(layer.in_channels, rank, layer.kernel_size, layer.stride, layer.padding,
-                     layer.dilation, bias=False, padding_mode=layer.padding_mode, **kw)
-        second = conv(rank, layer.out_channels, 1, bias=has_bias, **kw)
-    else:
-        raise ValueError(f"only Linear and conv layers are factorised, got {type(layer).__name__}")
-    with torch.no_grad():
-        first.weight.copy_(c.reshape(first.weight.shape))
-        second.weight.copy_(b.reshape(second.weight.shape))
-        if has_bias:
-            second.bias.copy_(layer.bias)
-    return nn.Sequential(first, second)
-
-
-def low_rank(model: nn.Module, rank: int | Mapping[str, int] | None = None, energy: float | None = None,
-             param_fraction: float | None = None, layers: Sequence[str] | None = None,
-             only_if_smaller: bool = True) -> nn.Module:
-    """A copy of ``model`` with Linear and conv layers replaced by their :func:`factorize` pair.
-
-    Args:
-        rank, energy, param_fraction: exactly one: a rank (or ``{layer: rank}``), or a rule
-            of :func:`choose_rank` applied to each layer.
-        layers: module names to factorise; default every Linear and ungrouped conv.
-        only_if_smaller: leave a layer as it is when its factors would not have fewer
-            weights than it (``r·(m + n) ≥ m·n``).
-    """
-    if sum(x is not None for x in (rank, energy, param_fraction)) != 1:
-        raise ValueError("give exactly one of rank, energy and param_fraction")
-    modules = dict(model.named_modules())
-    names = list(layers) if layers is not None else list(rank) if isinstance(rank, Mapping) else [
-        n for n, m in modules.items()
-        if isinstance(m, nn.Linear) or (isinstance(m, nn.modules.conv._ConvNd) and m.groups == 1)]
-    unknown = [n for n in names if not isinstance(modules.get(n), (nn.Linear, nn.modules.conv._ConvNd))]
-    if unknown:
-        raise ValueError(f"{unknown} are not Linear or conv layers of the model")
-    new = copy.deepcopy(model)
-    new_modules = dict(new.named_modules())
-    for name in names:
-        w = modules[name].weight.reshape(modules[name].weight.shape[0], -1)
-        r = (rank[name] if isinstance(rank, Mapping) else rank) if rank is not None \
-            else choose_rank(w, energy, param_fraction)
-        if only_if_smaller and r * sum(w.shape) >= w.numel():
-            continue
-        parent, _, child = name.rpartition(".")
-        setattr(new_modules[parent] if parent else new, child, factorize(modules[name], r))
-    return new
 
 
 # -- Torch-Pruning ---------------------------------------------------------------------------

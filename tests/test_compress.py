@@ -1,7 +1,6 @@
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -219,24 +218,3 @@ def test_pipeline_prune_retrain_quantise_huffman(digits):
     layers = table[table["layer"] != "total"]
     assert (total["bytes"] == layers.groupby("stage")["bytes"].sum()[total.index]).all()
     assert total["ratio"].is_monotonic_increasing and total.loc["huffman", "ratio"] > 15
-
-
-def test_timing_table_and_break_even():
-    table = compress.time_sparse_matmul((0.05, 0.5), out_features=64, in_features=64, batch=8,
-                                        repeats=3, number=2)
-    assert list(table.columns) == ["density", "dense_s", "csr_s", "structured_s", "csr_speedup",
-                                   "structured_speedup"]
-    assert (table.drop(columns="density") > 0).all().all()
-    with pytest.raises(ValueError, match=r"densities must lie in \(0, 1\]"):
-        compress.time_sparse_matmul((0.0, 0.5))
-
-
-@pytest.mark.parametrize(("speedups", "expected"), [
-    ([4.0, 2.0, 0.5], 0.1 * math.sqrt(10)),  # crosses 1 halfway (in logs) between 0.1 and 1
-    ([0.5, 0.4, 0.3], None),                 # CSR never wins here
-    ([4.0, 3.0, 2.0], None),                 # CSR always wins here
-])
-def test_break_even_interpolates_the_crossing(speedups, expected):
-    table = pd.DataFrame({"density": [1.0, 0.01, 0.1], "csr_speedup": [speedups[2], *speedups[:2]]})
-    found = compress.break_even(table)
-    assert found == (pytest.approx(expected) if expected is not None else None)

@@ -104,65 +104,32 @@ def test_bad_pruning_requests(model, amount, message):
         structured.prune_filters(model, amount)
 
 
+def test_nonzero_parameters_and_flops_of_a_masked_model():
+    """A mask changes neither the parameter count nor the dense MACs; the nonzero counts see it."""
+    net = _tiny()
+    with torch.no_grad():
+        net[0].weight[1] = 0  # one of the two 3×3 filters: 9 weights, 16 positions × 9 MACs
+        net[4].weight[:, :4] = 0  # half of the Linear's 24 weights
+    assert structured.count_parameters(net) == 47
+    assert structured.count_parameters(net, nonzero=True) == 47 - 9 - 12
+    assert structured.count_flops(net, (1, 4, 4)) == 312
+    assert structured.count_flops(net, (1, 4, 4), skip_zeros=True) == 144 + 12
+
+
+@pytest.mark.parametrize(("kept", "message"), [
+    ({"0": torch.tensor([], dtype=torch.long)}, r"keeping no filter of layer '0' removes all 2"),
+    ({"0": torch.tensor([0, 0])}, r"distinct indices in 0\.\.1"),
+    ({"0": torch.tensor([2])}, r"distinct indices in 0\.\.1, got \[2\]"),
+])
+def test_remove_filters_refuses_empty_or_wrong_indices(kept, message):
+    with pytest.raises(ValueError, match=message):
+        structured.remove_filters(_tiny(), kept)
+
+
 def test_latency_is_a_positive_time():
     net = _tiny()
     assert structured.latency(net, torch.randn(2, 1, 4, 4), repeats=3, warmup=1) > 0
     assert net.training
-
-
-def test_svd_at_full_rank_reproduces_linear_and_conv_layers():
-    torch.manual_seed(0)
-    for layer, x in [(nn.Linear(12, 5), torch.randn(4, 12)),
-                     (nn.Conv2d(3, 6, 3, stride=2, padding=1), torch.randn(2, 3, 9, 9))]:
-        full = min(layer.weight.shape[0], layer.weight[0].numel())
-        pair = structured.factorize(layer, full)
-        with torch.no_grad():
-            torch.testing.assert_close(pair(x), layer(x), rtol=1e-5, atol=1e-5)
-    assert pair[0].kernel_size == (3, 3) and pair[0].stride == (2, 2) and pair[1].kernel_size == (1, 1)
-
-
-def test_truncated_svd_error_is_the_dropped_singular_values():
-    """Eckart–Young: ‖W − B·C‖_F = √(Σ_{i>r} s_i²)."""
-    w = torch.randn(20, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    b, c = structured.svd_factors(w, 5)
-    s = torch.linalg.svdvals(w)
-    assert b.shape == (20, 5) and c.shape == (5, 30)
-    assert torch.linalg.matrix_norm(w - b @ c).item() == pytest.approx(s[5:].pow(2).sum().sqrt().item())
-
-
-def test_choose_rank_by_energy_and_by_parameters():
-    w = torch.diag(torch.tensor([3.0, 2.0, 1.0]))  # s² = 9, 4, 1 of 14: 64 %, 93 %, 100 %
-    assert [structured.choose_rank(w, energy=e) for e in (0.5, 0.9, 1.0)] == [1, 2, 3]
-    assert structured.choose_rank(torch.randn(100, 50), param_fraction=0.5) == 16  # 16·150 ≤ 2500
-    assert structured.choose_rank(torch.randn(100, 50), param_fraction=10.0) == 50
-
-
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: structured.svd_factors(torch.randn(3, 4), 4), r"rank must be an int in 1\.\.3"),
-    (lambda: structured.svd_factors(torch.randn(3, 4), 0), r"1\.\.3"),
-    (lambda: structured.svd_factors(torch.randn(2, 3, 3), 1), "2-D matrix.*reshape"),
-    (lambda: structured.choose_rank(torch.randn(3, 4)), "exactly one"),
-    (lambda: structured.choose_rank(torch.randn(3, 4), energy=1.5), r"\(0, 1\]"),
-    (lambda: structured.low_rank(_tiny(), rank=2, energy=0.9), "exactly one"),
-    (lambda: structured.low_rank(_tiny(), rank=1, layers=["1"]), "not Linear or conv"),
-])
-def test_bad_low_rank_requests(call, message):
-    with pytest.raises(ValueError, match=message):
-        call()
-
-
-def test_low_rank_model_is_smaller_and_skips_layers_it_would_grow():
-    net = models.build("vgg_bn", (3, 16, 16), 10)
-    small = structured.low_rank(net, param_fraction=0.5)
-    assert structured.count_parameters(small) < 0.55 * structured.count_parameters(net)
-    assert small[8][0].out_channels == 26  # conv 32 → 64, 3×3: 26·(64 + 288) ≤ 0.5·64·288
-    assert small[13][0].out_features == 4  # Linear 64 → 10: 4·(10 + 64) ≤ 0.5·640
-    assert isinstance(structured.low_rank(net, rank={"13": 9})[13], nn.Linear)  # 9·74 > 640: kept
-    assert isinstance(structured.low_rank(net, rank={"13": 9}, only_if_smaller=False)[13], nn.Sequential)
-    full = structured.low_rank(net, energy=1.0, only_if_smaller=False).eval()
-    x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(full(x), net.eval()(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("amount", [0.5, {"0": 0.25, "4": 0.5, "8": 0.75}])
