@@ -236,8 +236,8 @@ def accuracy_vs_parameters(table: pd.DataFrame) -> Figure:
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
         ax.axhline(0.1, color="grey", lw=1, ls="-.")
-        ax.annotate("chance", (ax.get_xlim()[0], 0.1), xytext=(4, 3), textcoords="offset points",
-                    fontsize="x-small", color="grey")
+        ax.annotate("chance", (1, 0.1), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                    textcoords="offset points", ha="right", fontsize="x-small", color="grey")
         ax.set_xlabel("nonzero parameters (log scale)")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
@@ -354,7 +354,7 @@ def knob_view(grid: pd.DataFrame, filters: float, rank: float) -> Figure:
 
 
 def time_by_layer_type(table: pd.DataFrame, title: str = "where a forward pass spends its time") -> Figure:
-    """Share of forward time per layer type (:func:`coursekit.sparsity.time_by_layer_type`) next to its share of MACs."""
+    """Share of forward time per layer type (:func:`coursekit.sparse_speed.time_by_layer_type`) next to its share of MACs."""
     _require(table, ["layer type", "time_share", "flop_share"], "time_by_layer_type")
     data = table.sort_values("time_share")
     with _styled():

@@ -13,6 +13,9 @@ one CPU thread, CSR 13× faster than dense at 1 % density, 2× at 10 %, 2.4× sl
 50 % (break-even near 20 %), while the layer with half the rows was 2× faster (see
 ``docs/performance.md`` for the latest figures).
 
+:func:`measure_latency` times whole networks side by side the same way, and
+:func:`time_by_layer_type` shows where a forward pass spends its time (lecture 06).
+
 :func:`layer_costs` is lecture 01's experiment: bytes per storage format and time per
 kernel for square layers of several sizes over a range of densities (settings:
 :class:`SpeedSettings`, one :data:`PRESETS` entry per scale).
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit import compress, runtime
@@ -192,6 +196,90 @@ def csr_storage_break_even(rows: int, cols: int) -> float | None:
         mid = (low + high + 1) // 2
         low, high = (mid, high) if csr_bytes(rows, cols, mid) < dense else (low, mid - 1)
     return low / (rows * cols)
+
+
+# -- whole networks ------------------------------------------------------------------------
+def measure_latency(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int = 5,
+                    baseline: str = "dense") -> pd.DataFrame:
+    """Median seconds per forward pass of ``x`` for each network, timed side by side, and the speed-up.
+
+    Returns:
+        per network: ``latency_s`` and ``speedup`` (the median of the paired ratio
+        ``baseline time / network time`` over repeats; > 1: faster than ``baseline``).
+    """
+    if baseline not in nets:
+        raise ValueError(f"no network named {baseline!r} to compare with; got {list(nets)}")
+    modes = {name: net.training for name, net in nets.items()}
+    for net in nets.values():
+        net.eval()
+    with torch.no_grad(), (runtime.one_thread() if x.device.type == "cpu" else contextlib.nullcontext()):
+        times = time_interleaved({name: (lambda n=net: n(x)) for name, net in nets.items()}, repeats, 1,
+                                 x.device)
+    for name, net in nets.items():
+        net.train(modes[name])
+    return pd.DataFrame({"latency_s": [statistics.median(t) for t in times.values()],
+                         "speedup": [paired_ratio(times[baseline], t) for t in times.values()]},
+                        index=pd.Index(list(times), name="network"))
+
+
+@torch.no_grad()
+def time_by_layer_type(model: nn.Module, x: torch.Tensor, repeats: int = 5) -> pd.DataFrame:
+    """Where a forward pass of ``x`` spends its time, per layer type, next to where the MACs are.
+
+    Forward hooks time every leaf module (CUDA synchronised), in eval mode, on one CPU
+    thread; the medians over ``repeats`` passes are summed per type. MACs are counted as
+    :func:`coursekit.structured.count_flops` does (convs and Linear only: pooling,
+    normalisation and activations count zero, yet read and write a whole feature map).
+
+    Returns:
+        per layer type: ``time_s`` (per pass), ``time_share`` and ``flop_share``.
+    """
+    leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
+    starts: dict[str, float] = {}
+    times: dict[str, list[float]] = {name: [] for name in leaves}
+    macs = dict.fromkeys(leaves, 0)
+
+    def sync() -> None:
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def before(name):
+        def hook(module, inputs):
+            sync()
+            starts[name] = time.perf_counter()
+        return hook
+
+    def after(name):
+        def hook(module, inputs, output):
+            sync()
+            times[name].append(time.perf_counter() - starts[name])
+            if isinstance(module, nn.Linear):
+                macs[name] = output[0].numel() * module.in_features
+            elif isinstance(module, nn.modules.conv._ConvNd):
+                macs[name] = output[0].numel() * module.in_channels // module.groups * module.weight[0, 0].numel()
+        return hook
+
+    handles = [h for name, m in leaves.items()
+               for h in (m.register_forward_pre_hook(before(name)), m.register_forward_hook(after(name)))]
+    was_training = model.training
+    model.eval()
+    try:
+        with runtime.one_thread() if x.device.type == "cpu" else contextlib.nullcontext():
+            model(x)  # warm-up
+            for t in times.values():
+                t.clear()
+            for _ in range(repeats):
+                model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    rows = [{"layer type": type(m).__name__, "time_s": statistics.median(times[name]), "flops": macs[name]}
+            for name, m in leaves.items()]
+    table = pd.DataFrame(rows).groupby("layer type", sort=False).sum()
+    table["time_share"] = table["time_s"] / table["time_s"].sum()
+    table["flop_share"] = table["flops"] / max(1, table["flops"].sum())
+    return table.drop(columns="flops").sort_values("time_s", ascending=False).reset_index()
 
 
 # -- lecture 01 ------------------------------------------------------------------------------

@@ -21,15 +21,13 @@ runs Han, Mao & Dally 2016's pipeline: prune → retrain → quantise → Huffma
 Lecture 01's biological-parallels figure reads :func:`synapse_density`, published values.
 On the CPU the drivers train and time on one thread (:func:`coursekit.runtime.one_thread`):
 these networks are small, and on a busy machine a second thread costs far more in waiting
-than it gains.
+than it gains. Latency is measured by :func:`coursekit.sparse_speed.measure_latency`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import statistics
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +39,7 @@ from tqdm.auto import tqdm
 from coursekit import compress, lowrank, models, runtime, structured
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
-from coursekit.sparse_speed import paired_ratio, time_interleaved
+from coursekit.sparse_speed import measure_latency
 from coursekit.train import TrainSettings, evaluate, fit
 
 METHODS = ("magnitude", "filters", "low rank")
@@ -83,9 +81,8 @@ class ObliviousSettings(TrainSettings):
 PRESETS = {  # lectures/06_data_oblivious.ipynb
     "ci": ObliviousSettings(repeats=3),
     "cpu": ObliviousSettings(width=1.0, epochs=8, lr_decay=0.8, budgets=(0.5, 0.3, 0.2, 0.1),
-                             finetune_epochs=2, filter_amounts=(0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9),
-                             rank_fractions=(0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05), latency_batch=256,
-                             repeats=9),
+                             finetune_epochs=2, filter_amounts=(0.1, 0.25, 0.5, 0.75, 0.9),
+                             rank_fractions=(0.75, 0.5, 0.25, 0.1, 0.05), latency_batch=256, repeats=9),
     "gpu": ObliviousSettings(width=2.0, epochs=30, lr_decay=0.92, budgets=(0.7, 0.5, 0.3, 0.2, 0.1, 0.05),
                              finetune_epochs=8, filter_amounts=(0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9),
                              rank_fractions=(0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05), latency_batch=1024,
@@ -227,29 +224,6 @@ def prune(model: nn.Module, method: str, budget: float) -> tuple[nn.Module, Mask
                             layers=low_rank_layers(model)), None
 
 
-def measure_latency(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int = 5,
-                    baseline: str = "dense") -> pd.DataFrame:
-    """Median seconds per forward pass of ``x`` for each network, timed side by side, and the speed-up.
-
-    Returns:
-        per network: ``latency_s`` and ``speedup`` (the median of the paired ratio
-        ``baseline time / network time`` over repeats; > 1: faster than ``baseline``).
-    """
-    if baseline not in nets:
-        raise ValueError(f"no network named {baseline!r} to compare with; got {list(nets)}")
-    modes = {name: net.training for name, net in nets.items()}
-    for net in nets.values():
-        net.eval()
-    with torch.no_grad(), (runtime.one_thread() if x.device.type == "cpu" else contextlib.nullcontext()):
-        times = time_interleaved({name: (lambda n=net: n(x)) for name, net in nets.items()}, repeats, 1,
-                                 x.device)
-    for name, net in nets.items():
-        net.train(modes[name])
-    return pd.DataFrame({"latency_s": [statistics.median(t) for t in times.values()],
-                         "speedup": [paired_ratio(times[baseline], t) for t in times.values()]},
-                        index=pd.Index(list(times), name="network"))
-
-
 def _costs(model: nn.Module, data: Dataset) -> dict:
     return {"params": structured.count_parameters(model, nonzero=True), "weights": _weights(model),
             "flops": structured.count_flops(model, data.input_shape, skip_zeros=True),
@@ -304,66 +278,6 @@ def knob_grid(settings: ObliviousSettings, data: Dataset, dense: Dense, progress
     table = pd.DataFrame(rows)
     table[["latency_s", "speedup"]] = speed.loc[[labels[k] for k in nets]].to_numpy()
     return table.sort_values(["method", "knob"], ignore_index=True)
-
-
-@torch.no_grad()
-def time_by_layer_type(model: nn.Module, x: torch.Tensor, repeats: int = 5) -> pd.DataFrame:
-    """Where a forward pass of ``x`` spends its time, per layer type, next to where the MACs are.
-
-    Forward hooks time every leaf module (CUDA synchronised), in eval mode, on one CPU
-    thread; the medians over ``repeats`` passes are summed per type. MACs are counted as
-    :func:`coursekit.structured.count_flops` does (convs and Linear only: pooling,
-    normalisation and activations count zero, yet read and write a whole feature map).
-
-    Returns:
-        per layer type: ``time_s`` (per pass), ``time_share`` and ``flop_share``.
-    """
-    leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
-    starts: dict[str, float] = {}
-    times: dict[str, list[float]] = {name: [] for name in leaves}
-    macs = dict.fromkeys(leaves, 0)
-
-    def sync() -> None:
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def before(name):
-        def hook(module, inputs):
-            sync()
-            starts[name] = time.perf_counter()
-        return hook
-
-    def after(name):
-        def hook(module, inputs, output):
-            sync()
-            times[name].append(time.perf_counter() - starts[name])
-            if isinstance(module, nn.Linear):
-                macs[name] = output[0].numel() * module.in_features
-            elif isinstance(module, nn.modules.conv._ConvNd):
-                macs[name] = output[0].numel() * module.in_channels // module.groups * module.weight[0, 0].numel()
-        return hook
-
-    handles = [h for name, m in leaves.items()
-               for h in (m.register_forward_pre_hook(before(name)), m.register_forward_hook(after(name)))]
-    was_training = model.training
-    model.eval()
-    try:
-        with runtime.one_thread() if x.device.type == "cpu" else contextlib.nullcontext():
-            model(x)  # warm-up
-            for t in times.values():
-                t.clear()
-            for _ in range(repeats):
-                model(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    rows = [{"layer type": type(m).__name__, "time_s": statistics.median(times[name]), "flops": macs[name]}
-            for name, m in leaves.items()]
-    table = pd.DataFrame(rows).groupby("layer type", sort=False).sum()
-    table["time_share"] = table["time_s"] / table["time_s"].sum()
-    table["flop_share"] = table["flops"] / max(1, table["flops"].sum())
-    return table.drop(columns="flops").sort_values("time_s", ascending=False).reset_index()
 
 
 @torch.no_grad()

@@ -250,7 +250,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], skip_zeros: bool =
     A conv does ``in/groups × k_h × k_w`` MACs per output value, a Linear ``in_features``;
     forward hooks count the output values on a zero input. BatchNorm, activations and pools
     do no multiply–adds and are not counted, though on a small network they can take much
-    of the time (:func:`coursekit.sparsity.time_by_layer_type`). With ``skip_zeros`` a zero weight costs
+    of the time (:func:`coursekit.sparse_speed.time_by_layer_type`). With ``skip_zeros`` a zero weight costs
     nothing: the MACs an ideal sparse kernel would do (each layer's count times its
     density), what papers report as the FLOPs of an unstructured-pruned network.
     """

@@ -3,8 +3,9 @@ import math
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
-from coursekit import compress, sparse_speed
+from coursekit import compress, models, sparse_speed, structured
 
 
 def test_timing_table_and_break_even():
@@ -63,6 +64,27 @@ def test_break_even_interpolates_the_crossing(speedups, expected):
     table = pd.DataFrame({"density": [1.0, 0.01, 0.1], "csr_speedup": [speedups[2], *speedups[:2]]})
     found = sparse_speed.break_even(table)
     assert found == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_measure_latency_pairs_every_network_with_the_baseline():
+    net = models.build("vgg_bn", (1, 8, 8), 10, width=0.5).train()
+    table = sparse_speed.measure_latency({"dense": net, "half": structured.prune_filters(net, 0.5)},
+                                     torch.randn(8, 1, 8, 8), repeats=3)
+    assert list(table.index) == ["dense", "half"] and list(table.columns) == ["latency_s", "speedup"]
+    assert table.loc["dense", "speedup"] == 1.0 and (table["latency_s"] > 0).all()
+    assert net.training  # the mode is restored
+    with pytest.raises(ValueError, match="no network named 'dense'"):
+        sparse_speed.measure_latency({"a": net}, torch.zeros(1, 1, 8, 8))
+
+
+def test_time_by_layer_type_counts_macs_where_count_flops_does():
+    net = models.build("vgg_bn", (1, 8, 8), 10, width=0.5)
+    table = sparse_speed.time_by_layer_type(net, torch.randn(4, 1, 8, 8), repeats=2).set_index("layer type")
+    assert {"Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Linear"} <= set(table.index)
+    assert table["time_share"].sum() == pytest.approx(1.0) and table["flop_share"].sum() == pytest.approx(1.0)
+    convs = structured.count_flops(nn.Sequential(*list(net)[:-1]), (1, 8, 8))  # everything but the Linear
+    assert table.loc["Conv2d", "flop_share"] == pytest.approx(convs / structured.count_flops(net, (1, 8, 8)))
+    assert table.loc["MaxPool2d", "flop_share"] == 0 and net.training
 
 
 def test_storage_bytes_match_the_formats():

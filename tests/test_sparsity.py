@@ -81,30 +81,10 @@ def test_every_method_meets_the_budget_and_only_structure_shrinks_the_dense_work
     (lambda net: sparsity.prune(net, "magnitude", 1.5), r"budget must lie in \(0, 1\]"),
     (lambda net: sparsity.filter_amount_for(net, 0.001), "filter pruning cannot reach 0.1%"),
     (lambda net: sparsity.low_rank_fraction_for(net, 0.001), "low rank cannot reach 0.1%"),
-    (lambda net: sparsity.measure_latency({"a": net}, torch.zeros(1, 1, 8, 8)), "no network named 'dense'"),
 ])
 def test_bad_requests(call, message):
     with pytest.raises(ValueError, match=message):
         call(models.build("vgg_bn", (1, 8, 8), 10, width=0.5))
-
-
-def test_measure_latency_pairs_every_network_with_the_baseline():
-    net = models.build("vgg_bn", (1, 8, 8), 10, width=0.5).train()
-    table = sparsity.measure_latency({"dense": net, "half": structured.prune_filters(net, 0.5)},
-                                     torch.randn(8, 1, 8, 8), repeats=3)
-    assert list(table.index) == ["dense", "half"] and list(table.columns) == ["latency_s", "speedup"]
-    assert table.loc["dense", "speedup"] == 1.0 and (table["latency_s"] > 0).all()
-    assert net.training  # the mode is restored
-
-
-def test_time_by_layer_type_counts_macs_where_count_flops_does():
-    net = models.build("vgg_bn", (1, 8, 8), 10, width=0.5)
-    table = sparsity.time_by_layer_type(net, torch.randn(4, 1, 8, 8), repeats=2).set_index("layer type")
-    assert {"Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Linear"} <= set(table.index)
-    assert table["time_share"].sum() == pytest.approx(1.0) and table["flop_share"].sum() == pytest.approx(1.0)
-    convs = structured.count_flops(nn.Sequential(*list(net)[:-1]), (1, 8, 8))  # everything but the Linear
-    assert table.loc["Conv2d", "flop_share"] == pytest.approx(convs / structured.count_flops(net, (1, 8, 8)))
-    assert table.loc["MaxPool2d", "flop_share"] == 0 and net.training
 
 
 def test_compare_methods_table(digits, dense):
