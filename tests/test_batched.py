@@ -66,6 +66,21 @@ def test_dropping_keeps_the_others_training(digits):
     opt.step()  # the sliced optimiser state still lines up with the parameters
 
 
+@pytest.mark.parametrize(("name", "kwargs"), [("mlp", {"hidden": (16, 8), "activation": "tanh"}),
+                                               ("lenet300_100", {"width": 0.1}),
+                                               ("conv2", {"width": 0.1})])
+def test_forward_and_members_match_the_models(name, kwargs):
+    """The MLP path (transposed weights, baddbmm) and the vmap path (convnets) agree with each model."""
+    nets = [models.build(name, (1, 8, 8), 10, seed=s, **kwargs) for s in SEEDS]
+    bm = batched.BatchedModels(nets)
+    assert (bm._layers is not None) == (name != "conv2")
+    x = torch.randn(3, 5, 1, 8, 8)
+    torch.testing.assert_close(bm(x), torch.stack([net(xk) for net, xk in zip(nets, x, strict=True)]))
+    copy = bm.member(2, models.build(name, (1, 8, 8), 10, seed=9, **kwargs))
+    for a, b in zip(copy.parameters(), nets[2].parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_bad_requests(digits):
     with pytest.raises(ValueError, match="same architecture"):
         batched.BatchedModels([_build(digits, 0), models.build("mlp", (1, 8, 8), 10, hidden=(8,))])
