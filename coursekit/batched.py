@@ -36,7 +36,6 @@ from coursekit.data import Dataset, batches
 from coursekit.masks import Mask
 from coursekit.train import FitResult, _epoch_generator, make_optimizer
 
-
 # Element-wise modules the MLP path applies to (K, B, features) tensors as they are.
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Identity)
 
