@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from coursekit import models
 from coursekit.data import Dataset
 from coursekit.spectra import FisherTrace
-from coursekit.train import TrainSettings, evaluate, fit
+from coursekit.train import SGDSettings, evaluate, fit
 
 DEFICITS = ("blur", "flip")
 
@@ -66,7 +66,7 @@ def deficit(kind: str, until_epoch: int, epochs: int, factor: int = 4
 
 
 @dataclass(frozen=True)
-class CriticalSettings(TrainSettings):
+class CriticalSettings(SGDSettings):
     """The critical-period sweep: which deficit, when it ends, and how the net is trained.
 
     Achille et al. train CIFAR-10 nets with SGD at lr 0.075 × 0.97^epoch and 160 clean
@@ -75,12 +75,6 @@ class CriticalSettings(TrainSettings):
     the 28×28 images at 4×4.
     """
 
-    model: str = "vgg_bn"
-    width: float = 0.5
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    batch_size: int = 64
-    momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_decay: float = 0.6
     deficit: str = "blur"
@@ -106,8 +100,7 @@ def train_with_deficit(settings: CriticalSettings, data: Dataset, until_epoch: i
     n = settings.fisher_examples
     fisher = FisherTrace(data.x_train[:n], data.y_train[:n], seed=seed)
     fisher.record(model, 0)
-    result = fit(model, data, **settings.fit_kwargs() | {"epochs": epochs}, momentum=settings.momentum,
-                 weight_decay=settings.weight_decay, lr_decay=settings.lr_decay, seed=seed,
+    result = fit(model, data, **settings.fit_kwargs() | {"epochs": epochs}, seed=seed,
                  transform=deficit(settings.deficit, until_epoch, epochs, settings.factor),
                  hooks=[fisher], progress=progress, desc=f"deficit until {until_epoch}")
     history = result.history.assign(test_acc=float("nan"), until_epoch=until_epoch, seed=seed)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from coursekit import models, structured
 from coursekit.data import Dataset
-from coursekit.train import TrainSettings, fit
+from coursekit.train import SGDSettings, fit
 
 ChannelMasks = dict[str, torch.Tensor]  # conv layer name → bool per channel (True: kept)
 
@@ -132,7 +132,7 @@ def early_bird_epoch(masks: list[ChannelMasks], epsilon: float = 0.1, window: in
 
 
 @dataclass(frozen=True)
-class EarlyBirdSettings(TrainSettings):
+class EarlyBirdSettings(SGDSettings):
     """You et al. 2020's recipe (SGD, slimming, p = 50 %, ε = 0.1, window 5), scaled down.
 
     Training here has 400 (``ci``) or 6 000 (``cpu``) steps instead of 60 000, so the
@@ -141,14 +141,7 @@ class EarlyBirdSettings(TrainSettings):
     the distance by 0.018.
     """
 
-    model: str = "vgg_bn"
-    width: float = 0.5
     epochs: int = 12
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
     lr_decay: float = 0.75
     slimming: float = 2e-3
     ratio: float = 0.5
@@ -181,11 +174,6 @@ class Search:
         return net
 
 
-def _fit_kwargs(settings: EarlyBirdSettings) -> dict:
-    return settings.fit_kwargs() | {"momentum": settings.momentum, "weight_decay": settings.weight_decay,
-                                    "lr_decay": settings.lr_decay, "seed": settings.seed}
-
-
 def search(settings: EarlyBirdSettings, data: Dataset, progress: bool = True) -> Search:
     """Train the dense network with network slimming, recording scales and weights every epoch."""
     model = models.build(settings.model, data.input_shape, data.num_classes, seed=settings.seed,
@@ -198,7 +186,7 @@ def search(settings: EarlyBirdSettings, data: Dataset, progress: bool = True) ->
             scales.append(bn_scales(ctx.model))
             states.append({k: v.detach().clone() for k, v in ctx.model.state_dict().items()})
 
-    result = fit(model, data, **_fit_kwargs(settings), penalty=slimming_penalty(settings.slimming),
+    result = fit(model, data, **settings.fit_kwargs(), seed=settings.seed, penalty=slimming_penalty(settings.slimming),
                  hooks=[record], eval_test=True, progress=progress, desc="slimming search")
     return Search(scales, states, result.history, model)
 
@@ -213,7 +201,7 @@ def retrain_ticket(settings: EarlyBirdSettings, data: Dataset, found: Search, ep
     masks = channel_masks(found.scales[epoch - 1], settings.ratio, settings.scope)
     kept = {name: m.nonzero().squeeze(1) for name, m in masks.items()}
     ticket = structured.remove_filters(found.network_at(epoch), kept)
-    result = fit(ticket, data, **_fit_kwargs(settings) | {"epochs": settings.retrain_epochs},
+    result = fit(ticket, data, **settings.fit_kwargs() | {"epochs": settings.retrain_epochs}, seed=settings.seed,
                  eval_test=True, progress=progress, desc=f"retrain ticket of epoch {epoch}")
     return ticket, result.history
 

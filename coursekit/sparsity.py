@@ -40,14 +40,14 @@ from coursekit import compress, lowrank, models, runtime, structured
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.sparse_speed import measure_latency
-from coursekit.train import TrainSettings, evaluate, fit
+from coursekit.train import SGDSettings, evaluate, fit
 
 METHODS = ("magnitude", "filters", "low rank")
 
 
 @dataclass(frozen=True)
-class ObliviousSettings(TrainSettings):
-    """The knobs of ``lectures/06_data_oblivious.ipynb`` (training ones from :class:`TrainSettings`).
+class ObliviousSettings(SGDSettings):
+    """The knobs of ``lectures/06_data_oblivious.ipynb`` (training ones from :class:`SGDSettings`).
 
     ``budgets`` are fractions of the conv and Linear weights kept by every method;
     ``filter_amounts`` (fractions of each layer's filters removed) and ``rank_fractions``
@@ -56,14 +56,7 @@ class ObliviousSettings(TrainSettings):
     codebook bits (``2^bits`` shared weights per layer) and relative-index bits.
     """
 
-    model: str = "vgg_bn"
-    width: float = 0.5
     epochs: int = 4
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
     lr_decay: float = 0.8
     budgets: tuple[float, ...] = (0.5, 0.2)
     finetune_epochs: int = 2
@@ -99,9 +92,8 @@ def _fit(settings: ObliviousSettings, model: nn.Module, data: Dataset, epochs: i
          hooks=(), desc: str = "training", progress: bool = False) -> float:
     """Train in place; returns the final test accuracy."""
     with _quiet_threads(data):
-        fit(model, data, epochs=epochs, lr=lr, optimizer=settings.optimizer, batch_size=settings.batch_size,
-            momentum=settings.momentum, weight_decay=settings.weight_decay, lr_decay=settings.lr_decay,
-            seed=settings.seed, hooks=hooks, progress=progress, desc=desc)
+        fit(model, data, **settings.fit_kwargs() | {"epochs": epochs, "lr": lr}, seed=settings.seed,
+            hooks=hooks, progress=progress, desc=desc)
     return accuracy(model, data)
 
 

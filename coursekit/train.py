@@ -46,6 +46,28 @@ class TrainSettings:
                 "batch_size": self.batch_size}
 
 
+@dataclass(frozen=True)
+class SGDSettings(TrainSettings):
+    """SGD with momentum, weight decay and an exponential learning-rate decay on a BatchNorm VGG.
+
+    The recipe of the convnet lectures (critical periods, early-bird tickets,
+    data-oblivious pruning); each topic overrides the values its paper uses.
+    """
+
+    model: str = "vgg_bn"
+    width: float = 0.5
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_decay: float = 1.0
+
+    def fit_kwargs(self) -> dict:
+        return super().fit_kwargs() | {"momentum": self.momentum, "weight_decay": self.weight_decay,
+                                       "lr_decay": self.lr_decay}
+
+
 @dataclass
 class StepContext:
     """What a hook sees after each optimiser step."""

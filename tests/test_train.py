@@ -119,6 +119,17 @@ def test_train_settings_give_fit_its_arguments(digits):
     assert result.history["step"].iloc[-1] == -(-len(digits.y_train) // 100)
 
 
+def test_sgd_settings_pass_momentum_decay_and_schedule(digits):
+    settings = train.SGDSettings(epochs=2, lr=0.05, momentum=0.5, weight_decay=1e-3, lr_decay=0.5)
+    assert settings.fit_kwargs() == {"epochs": 2, "lr": 0.05, "optimizer": "sgd", "batch_size": 64,
+                                     "momentum": 0.5, "weight_decay": 1e-3, "lr_decay": 0.5}
+    seen = []
+    train.fit(_mlp(digits), digits, **settings.fit_kwargs(), progress=False, hooks=[
+        lambda ctx: seen.append((ctx.epoch, *(ctx.optimizer.param_groups[0][k]
+                                              for k in ("lr", "momentum", "weight_decay"))))])
+    assert sorted(set(seen)) == [(0, 0.05, 0.5, 1e-3), (1, 0.025, 0.5, 1e-3)]
+
+
 def test_transform_sees_each_minibatch_and_its_epoch(digits):
     """A deficit for the first epoch: the hook sees the epoch and end-of-epoch flags."""
     seen, ends = [], []
