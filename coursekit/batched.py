@@ -7,10 +7,10 @@ along a new first dimension (``torch.func.stack_module_state``) and one call of
 ``vmap(functional_call)`` runs all K forward and backward passes as batched
 products. A plain MLP (Flatten, Linear and element-wise activations) takes a faster
 path: its weights are kept as contiguous (K, in, out) tensors and each layer is one
-``baddbmm``, so neither vmap nor the fused optimiser copies a transposed weight
-(on 2 CPU cores, K = 32 LeNet-300-100 steps take ~20 ms instead of ~30 ms; see
-``benchmarks/batched_models.py``). The loss is the sum of the members' mean losses, so each member gets
-exactly its own gradient; SGD, momentum, Adam and weight decay act element-wise, so
+``baddbmm``, so neither vmap nor the fused optimiser copies a transposed weight (on 2
+CPU cores a K = 32 LeNet-300-100 step takes ~20 ms instead of ~30 ms, the loop ~48 ms;
+``docs/performance.md``). The loss is the sum of the members' mean losses, so each
+member gets exactly its own gradient; SGD, momentum, Adam and weight decay act element-wise, so
 one optimiser over the stacked tensors is K independent optimisers. Masks are
 stacked too and re-applied after every step.
 
@@ -45,14 +45,14 @@ def _mlp_layers(model: nn.Module) -> list[nn.Module] | None:
     if type(model) is not nn.Sequential or any(True for _ in model.buffers()):
         return None
     layers = list(model)
+    if any(m._forward_hooks or m._forward_pre_hooks for m in [model, *layers]):
+        return None
     for i, layer in enumerate(layers):
-        if layer._forward_hooks or layer._forward_pre_hooks:
-            return None
         flatten = (isinstance(layer, nn.Flatten) and i == 0
                    and layer.start_dim == 1 and layer.end_dim == -1)
         if not (flatten or type(layer) is nn.Linear or type(layer) in _ELEMENTWISE):
             return None
-    return layers if not model._forward_hooks and not model._forward_pre_hooks else None
+    return layers
 
 
 class BatchedModels:

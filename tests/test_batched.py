@@ -81,6 +81,17 @@ def test_forward_and_members_match_the_models(name, kwargs):
         assert torch.equal(a, b)
 
 
+def test_a_hooked_mlp_takes_the_general_path():
+    """A forward hook could change what a layer computes: the fast MLP path must not skip it."""
+    nets = [models.build("mlp", (1, 8, 8), 10, seed=s, hidden=(8,)) for s in SEEDS]
+    for net in nets:
+        net[2].register_forward_hook(lambda module, inputs, output: output * 0.5)
+    bm = batched.BatchedModels(nets)
+    assert bm._layers is None
+    x = torch.randn(3, 4, 1, 8, 8)
+    torch.testing.assert_close(bm(x), torch.stack([net(xk) for net, xk in zip(nets, x, strict=True)]))
+
+
 def test_bad_requests(digits):
     with pytest.raises(ValueError, match="same architecture"):
         batched.BatchedModels([_build(digits, 0), models.build("mlp", (1, 8, 8), 10, hidden=(8,))])
