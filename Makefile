@@ -9,11 +9,15 @@ SCALE ?= ci
 # Extra arguments for `jupyter lab`, e.g. LAB_ARGS="--no-browser --port=8899".
 LAB_ARGS ?=
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist; each test file runs whole on one worker, so a notebook's
+# cells stay in order). Each worker runs torch on one thread: two workers on two cores
+# beat one worker with two threads (7.4 → 5.1 min here). TEST_JOBS=0 runs serially.
+TEST_JOBS ?= auto
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coursekit-installed
 
-.PHONY: setup data lab test test-lib test-notebooks course bench lint clean
+.PHONY: setup data lab test course bench lint clean
 
 setup: $(STAMP) data
 
@@ -37,7 +41,8 @@ lab: setup
 
 test: setup
 	@start=$$(date +%s); \
-	COURSEKIT_SCALE=ci $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	OMP_NUM_THREADS=1 COURSEKIT_SCALE=ci $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS); \
+	status=$$?; \
 	echo "whole suite: $$(( $$(date +%s) - start )) s"; exit $$status
 
 course: setup
