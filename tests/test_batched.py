@@ -42,6 +42,23 @@ def test_batched_equals_one_at_a_time_with_masks(digits, optimizer, kwargs):
                 assert torch.count_nonzero(pb[~mask[name]]) == 0  # masks stay exact zeros
 
 
+def test_convnets_train_batched_as_they_train_alone(digits):
+    """The general (vmap) path, used for convnets, also equals training each member alone."""
+    def build(seed):
+        return models.build("conv2", digits.input_shape, digits.num_classes, seed=seed, width=0.1)
+
+    alone = [build(s) for s in SEEDS[:2]]
+    histories = [train.fit(m, digits, epochs=1, batch_size=128, lr=0.05, momentum=0.9, seed=s,
+                           progress=False).history for m, s in zip(alone, SEEDS[:2], strict=True)]
+    together = [build(s) for s in SEEDS[:2]]
+    results = batched.fit_batched(together, digits, SEEDS[:2], epochs=1, batch_size=128, lr=0.05,
+                                  momentum=0.9, progress=False)
+    for history, result, a, b in zip(histories, results, alone, together, strict=True):
+        pd.testing.assert_frame_equal(history, result.history, check_exact=False, atol=1e-4, rtol=1e-4)
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(pa, pb, atol=1e-5, rtol=1e-4)
+
+
 def test_shared_order_and_dropping_members(digits):
     together = [_build(digits, s) for s in SEEDS]
     results = batched.fit_batched(together, digits, SEEDS, epochs=6, batch_size=64, lr=1e-9,
