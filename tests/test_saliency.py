@@ -1,0 +1,207 @@
+"""Data-dependent saliencies, each against a brute-force or closed-form reference."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from coursekit import models, saliency, train
+from coursekit.masks import prunable_parameters
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    """A small MLP trained for a few epochs on digits, and a batch to score it on."""
+    model = models.build("mlp", digits.input_shape, digits.num_classes, seed=0, hidden=(16,))
+    train.fit(model, digits, epochs=8, lr=1e-2, optimizer="adam", batch_size=64, seed=0, progress=False)
+    return model.eval(), digits.x_train[:256], digits.y_train[:256]
+
+
+def _loss(model, x, y):
+    with torch.no_grad():
+        return F.cross_entropy(model(x), y).item()
+
+
+def _exact_hessian(model, x, y):
+    """The full Hessian of the mean loss over all prunable weights, flattened in their order."""
+    weights = prunable_parameters(model)
+    names, shapes = list(weights), [w.shape for w in weights.values()]
+    others = {n: p.detach() for n, p in model.named_parameters() if n not in weights}
+
+    def loss_of(flat):
+        parts = dict(zip(names, (c.view(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes,
+                                                                 strict=True)), strict=True))
+        return F.cross_entropy(functional_call(model, parts | others, (x,)), y)
+
+    return torch.autograd.functional.hessian(loss_of, torch.cat([w.detach().flatten() for w in weights.values()]))
+
+
+@pytest.mark.parametrize("layer", ["1", "3"])  # a hidden layer (the rest of the net follows) and the last
+def test_ablation_is_the_loss_change_of_zeroing_each_weight(trained, layer):
+    model, x, y = trained
+    deltas = saliency.ablation(model, layer, x, y, chunk=37)
+    base, w = _loss(model, x, y), model.get_submodule(layer).weight
+    gen = torch.Generator().manual_seed(0)
+    for flat in torch.randint(0, w.numel(), (6,), generator=gen).tolist():
+        i, j = divmod(flat, w.shape[1])
+        kept = w[i, j].item()
+        with torch.no_grad():
+            w[i, j] = 0.0
+        changed = _loss(model, x, y)
+        with torch.no_grad():
+            w[i, j] = kept
+        assert deltas[i, j].item() == pytest.approx(changed - base, abs=1e-5)
+
+
+def test_hutchinson_diagonal_is_z_times_hz_and_approaches_the_exact_one(trained):
+    model, x, y = trained
+    x, y = x[:64], y[:64]
+    hessian = _exact_hessian(model, x, y)
+    shapes = [w.shape for w in prunable_parameters(model).values()]
+    gen = torch.Generator().manual_seed(3)
+    z = torch.cat([(torch.randint(0, 2, s, generator=gen) * 2 - 1).float().flatten() for s in shapes])
+    one = saliency.hessian_diagonal(model, x, y, samples=1, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(torch.cat([e.flatten() for e in one.values()]), z * (hessian @ z),
+                               atol=1e-6, rtol=1e-4)
+    errors = []
+    for samples in (100, 3000):
+        estimate = saliency.hessian_diagonal(model, x, y, samples, generator=torch.Generator().manual_seed(0))
+        flat = torch.cat([e.flatten() for e in estimate.values()])
+        errors.append(float(torch.linalg.norm(flat - hessian.diagonal()) / torch.linalg.norm(hessian.diagonal())))
+    assert errors[1] < 0.2 and errors[1] < errors[0] / 3  # unbiased: the error falls as 1/√samples
+    obd = saliency.obd(model, x, y, samples=3000, generator=torch.Generator().manual_seed(0))
+    for name, w in prunable_parameters(model).items():
+        torch.testing.assert_close(obd[name], 0.5 * estimate[name].clamp(min=0) * w.detach() ** 2)
+
+
+def test_layer_hessian_of_the_last_layer_has_its_closed_form(trained):
+    """For logits z = Wa + b: H[(i,j),(k,l)] = mean_n a_j a_l (p_i δ_ik − p_i p_k)."""
+    model, x, y = trained
+    x, y = x[:40], y[:40]
+    hessian = saliency.layer_hessian(model, "3", x, y)
+    with torch.no_grad():
+        a = model[:3](x)
+        p = F.softmax(model(x), dim=1)
+    curvature = torch.diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1)  # (N, out, out)
+    closed = torch.einsum("nik,nj,nl->ijkl", curvature, a, a) / x.shape[0]
+    out, inp = model[3].weight.shape
+    torch.testing.assert_close(hessian, closed.reshape(out * inp, out * inp), atol=1e-5, rtol=1e-4)
+
+
+def test_obs_moves_the_survivors_to_the_quadratic_optimum_and_beats_magnitude(trained):
+    """After OBS removes a set S, the survivors r sit at w_r + H_rr⁻¹ H_rS w_S (the constrained
+    minimum of the quadratic model, by a Schur complement: independent of the order of removal),
+    and the loss rises far less than when the same number of smallest weights are zeroed."""
+    model, x, y = trained
+    # 30 % of the last layer's 160 weights; damping 1e-2 keeps the check well conditioned
+    base, remove, damping = _loss(model, x, y), 48, 1e-2
+    w = model[3].weight.detach().clone()
+    with torch.no_grad():
+        model[3].weight.view(-1)[w.abs().flatten().argsort()[:remove]] = 0.0
+        magnitude_loss = _loss(model, x, y)
+        model[3].weight.copy_(w)
+    hessian = saliency.layer_hessian(model, "3", x, y).double()
+    hessian += damping * hessian.diagonal().mean() * torch.eye(w.numel(), dtype=torch.float64)
+    steps = saliency.obs_prune(model, "3", x, y, remove=remove, damping=damping)
+    obs_loss, after = _loss(model, x, y), model[3].weight.detach().clone()
+    with torch.no_grad():
+        model[3].weight.copy_(w)
+    gone = torch.tensor((steps["row"] * w.shape[1] + steps["col"]).to_list())
+    rest = torch.ones(w.numel(), dtype=torch.bool)
+    rest[gone] = False
+    w0 = w.flatten().double()
+    expected = w0[rest] + torch.linalg.solve(hessian[rest][:, rest], hessian[rest][:, gone] @ w0[gone])
+    torch.testing.assert_close(after.flatten()[rest].double(), expected, atol=1e-4, rtol=1e-3)
+    assert len(set(gone.tolist())) == remove and int((after == 0).sum()) == remove
+    assert (steps["predicted_increase"] >= 0).all()
+    assert obs_loss - base < 0.5 * (magnitude_loss - base)
+
+
+def test_snip_sums_to_one_and_taylor_is_g_times_w(trained):
+    model, x, y = trained
+    grads = saliency.loss_gradients(model, x, y, chunk=100)
+    weights = prunable_parameters(model)
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    for name, w in weights.items():
+        torch.testing.assert_close(grads[name], w.grad, atol=1e-6, rtol=1e-5)
+    taylor = saliency.taylor(model, x, y)
+    snip = saliency.snip(model, x, y)
+    assert sum(s.sum() for s in snip.values()).item() == pytest.approx(1.0)
+    for name, w in weights.items():
+        torch.testing.assert_close(taylor[name], (w.grad * w).abs().detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_movement_accumulates_minus_gradient_times_weight(digits):
+    """One full-batch SGD step: g = (w₀ − w₁)/lr, so the score is −g·w₁."""
+    model = models.build("mlp", digits.input_shape, digits.num_classes, seed=1, hidden=(8,))
+    before = {n: w.detach().clone() for n, w in prunable_parameters(model).items()}
+    movement = saliency.Movement(model)
+    lr = 0.1
+    train.fit(model, digits, epochs=1, lr=lr, optimizer="sgd", batch_size=len(digits.y_train), seed=0,
+              hooks=[movement], progress=False)
+    for name, w in prunable_parameters(model).items():
+        g = (before[name] - w.detach()) / lr
+        torch.testing.assert_close(movement.scores[name], -g * w.detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_mean_replacement_removes_a_constant_unit_for_free(trained):
+    _, x, _ = trained
+    model = models.build("mlp", (1, 8, 8), 10, seed=2, hidden=(6,))
+    with torch.no_grad():
+        model[1].weight[2] = 0.0
+        model[1].bias[2] = 0.7  # ReLU(0.7): the unit outputs 0.7 for every input
+    stats = saliency.unit_statistics(model, "1", x)
+    assert stats.loc[2, "variance"] == 0 and stats.loc[2, "mean"] == pytest.approx(0.7)
+    with torch.no_grad():
+        replaced = saliency.remove_units(model, "1", [2], x)(x)
+        removed = saliency.remove_units(model, "1", [2])(x)
+        torch.testing.assert_close(replaced, model(x))
+        assert not torch.allclose(removed, model(x))
+
+
+def test_mean_replacement_beats_removal_for_low_variance_units(trained):
+    """The live units (mean output > 0) that vary least: folding their mean into the bias costs less."""
+    model, x, y = trained
+    stats = saliency.unit_statistics(model, "1", x)
+    quiet = stats[stats["mean"] > 0]["variance"].nsmallest(4).index.tolist()
+    replaced = _loss(saliency.remove_units(model, "1", quiet, x), x, y)
+    removed = _loss(saliency.remove_units(model, "1", quiet), x, y)
+    assert replaced < removed
+
+
+def test_rank_correlations():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    table = saliency.rank_correlations({"a": a, "same": 10 * a, "reversed": -a})
+    assert table.loc["a", "same"] == pytest.approx(1.0) and table.loc["a", "reversed"] == pytest.approx(-1.0)
+    assert (table.values == table.values.T).all()
+
+
+def test_accuracy_at_densities_prunes_copies(trained, digits):
+    model, x, y = trained
+    before = {n: w.detach().clone() for n, w in prunable_parameters(model).items()}
+    table = saliency.accuracy_at_densities(model, digits, ["magnitude", "taylor"], [1.0, 0.05], x, y)
+    assert list(table.columns) == ["method", "density", "test_loss", "test_acc"] and len(table) == 4
+    dense = train.evaluate(model, *digits.split("test"))["acc"]
+    assert (table[table["density"] == 1.0]["test_acc"] == dense).all()
+    assert (table[table["density"] == 0.05]["test_acc"] < dense).all()
+    assert all(torch.equal(w, before[n]) for n, w in prunable_parameters(model).items())
+
+
+def test_score_registry_and_bad_requests(trained):
+    model, x, y = trained
+    for name in saliency.SALIENCIES:
+        scores = saliency.score(name, model, x[:32], y[:32])
+        assert {n: s.shape for n, s in scores.items()} == {n: w.shape for n, w in prunable_parameters(model).items()}
+    with pytest.raises(ValueError, match="unknown saliency 'hebb'"):
+        saliency.score("hebb", model, x, y)
+    with pytest.raises(ValueError, match="as many labels as inputs"):
+        saliency.taylor(model, x, y[:3])
+    with pytest.raises(ValueError, match=r"works on nn\.Linear layers"):
+        saliency.ablation(model, "2", x, y)
+    with pytest.raises(ValueError, match=r"remove must lie in 1\.\.159"):
+        saliency.obs_prune(model, "3", x, y, remove=160)
+    with pytest.raises(ValueError, match="the last Linear layer"):
+        saliency.remove_units(model, "3", [0])
+    with pytest.raises(ValueError, match=r"units must lie in 0\.\.15"):
+        saliency.remove_units(model, "1", [16])
