@@ -143,8 +143,10 @@ def ablation(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Tensor,
 
     Zeroing ``W[i, j]`` changes output ``i`` of the layer by ``−W[i, j]·a_j`` for every
     example; the rest of the network then runs on the changed outputs, ``chunk`` weights at
-    a time. Cost: one pass of the layers after ``layer`` per weight — fine for the layers
-    of LeNet-300-100, too slow for a big convnet.
+    a time. Cost: one pass of the layers after ``layer`` per weight and example. On 2 CPU
+    cores, LeNet-300-100's last layer takes under a second on 1 000 examples and its middle
+    layer about 6 s on 500; its first layer (235 000 weights, the rest of the net behind
+    each) would take tens of minutes.
 
     Returns:
         ΔL per weight, of the weight's shape (positive: the loss rises without it).
