@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.data import Dataset
-from coursekit.masks import prunable_parameters
+from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import Scope, mask_from_scores
 from coursekit.train import evaluate
 
@@ -284,22 +284,24 @@ def rank_correlations(scores: dict[str, torch.Tensor]) -> pd.DataFrame:
                         ).corr(method="spearman")
 
 
-def accuracy_at_densities(model: nn.Module, data: Dataset, methods: Sequence[str], densities: Sequence[float],
-                          x: torch.Tensor, y: torch.Tensor, scope: Scope = "layerwise") -> pd.DataFrame:
-    """Test accuracy of ``model`` pruned by each saliency to each density, without retraining.
+def accuracy_at_densities(model: nn.Module, data: Dataset, scores: dict[str, Scores],
+                          densities: Sequence[float], scope: Scope = "layerwise"
+                          ) -> tuple[pd.DataFrame, dict[tuple[str, float], Mask]]:
+    """Test accuracy of ``model`` pruned by each method's scores to each density, without retraining.
 
-    Scores come from ``(x, y)`` (a batch of training data); the model is not changed.
-    Returns one row per (method, density): ``method``, ``density``, ``test_loss``, ``test_acc``.
+    ``scores`` maps a method's name to its scores (:func:`score`, or a :class:`Movement`'s).
+    The model is not changed. Returns a table with one row per (method, density) —
+    ``method``, ``density``, ``test_loss``, ``test_acc`` — and the masks by (method, density).
     """
-    rows = []
-    for method in methods:
-        scores = score(method, model, x, y)
+    rows, masks = [], {}
+    for method, method_scores in scores.items():
         for density in densities:
-            pruned = mask_from_scores(scores, density, scope).apply(copy.deepcopy(model))
-            result = evaluate(pruned, *data.split("test"))
+            mask = mask_from_scores(method_scores, density, scope)
+            result = evaluate(mask.apply(copy.deepcopy(model)), *data.split("test"))
             rows.append({"method": method, "density": density, "test_loss": result["loss"],
                          "test_acc": result["acc"]})
-    return pd.DataFrame(rows)
+            masks[method, density] = mask
+    return pd.DataFrame(rows), masks
 
 
 @torch.no_grad()

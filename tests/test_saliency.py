@@ -180,8 +180,10 @@ def test_rank_correlations():
 def test_accuracy_at_densities_prunes_copies(trained, digits):
     model, x, y = trained
     before = {n: w.detach().clone() for n, w in prunable_parameters(model).items()}
-    table = saliency.accuracy_at_densities(model, digits, ["magnitude", "taylor"], [1.0, 0.05], x, y)
+    scores = {m: saliency.score(m, model, x, y) for m in ("magnitude", "taylor")}
+    table, masks = saliency.accuracy_at_densities(model, digits, scores, [1.0, 0.05])
     assert list(table.columns) == ["method", "density", "test_loss", "test_acc"] and len(table) == 4
+    assert masks["taylor", 0.05].density == pytest.approx(0.05, abs=0.01)
     dense = train.evaluate(model, *digits.split("test"))["acc"]
     assert (table[table["density"] == 1.0]["test_acc"] == dense).all()
     assert (table[table["density"] == 0.05]["test_acc"] < dense).all()
