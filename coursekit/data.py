@@ -18,6 +18,7 @@ name                    source
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -290,6 +291,21 @@ class Dataset:
         device = get_device(device)
         moved = {f"{a}_{s}": getattr(self, f"{a}_{s}").to(device) for a in "xy" for s in SPLITS}
         return replace(self, **moved)
+
+    def fingerprint(self) -> dict:
+        """What identifies these tensors, for a run folder's record (:func:`coursekit.files.ensure_record`).
+
+        The name, and per split the number of examples, a hash of the labels in order
+        (which catches another split seed, subset or size) and the mean ``|x|`` to 5
+        digits (which catches another preprocessing; float noise between machines does not).
+        """
+        out: dict = {"name": self.name, "input_shape": list(self.input_shape)}
+        for split in SPLITS:
+            x, y = self.split(split)
+            labels = hashlib.sha256(y.cpu().numpy().astype("<i8").tobytes()).hexdigest()[:16]
+            out[split] = {"examples": len(y), "labels_sha256": labels,
+                          "mean_abs_x": float(f"{x.double().abs().mean().item():.5g}") if len(y) else 0.0}
+        return out
 
     def summary(self) -> pd.DataFrame:
         """One row per split: examples, input shape, classes present, device."""

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit import models, structured
+from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.train import SGDSettings, fit
 
@@ -74,10 +75,7 @@ def channel_masks(scales: dict[str, torch.Tensor], ratio: float, scope: str = "l
     >>> channel_masks(scales, 0.5, "global")["3"]
     tensor([False, False, False,  True])
     """
-    if not 0 <= ratio < 1:
-        raise ValueError(f"pruning ratio must lie in [0, 1), got {ratio!r}")
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; expected one of {SCOPES}")
+    _check_pruning(ratio, scope)
     if scope == "layerwise":
         return {name: _keep_top(s.cpu(), ratio) for name, s in scales.items()}
     flat = torch.cat([s.cpu() for s in scales.values()])
@@ -89,6 +87,13 @@ def channel_masks(scales: dict[str, torch.Tensor], ratio: float, scope: str = "l
             m[s.cpu().argmax()] = True
         masks[name], start = m, start + s.numel()
     return masks
+
+
+def _check_pruning(ratio: float, scope: str) -> None:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise ValueError(f"pruning ratio must lie in [0, 1), got {ratio!r}")
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; expected one of {SCOPES}")
 
 
 def _keep_top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -135,21 +140,31 @@ def early_bird_epoch(masks: list[ChannelMasks], epsilon: float = 0.1, window: in
 class EarlyBirdSettings(SGDSettings):
     """You et al. 2020's recipe (SGD, slimming, p = 50 %, ε = 0.1, window 5), scaled down.
 
-    Training here has 400 (``ci``) or 6 000 (``cpu``) steps instead of 60 000, so the
-    slimming strength is 2e-3 or 1e-3 instead of 1e-4 and the window 3 epochs (12 or 20
+    Training here has 500 (``ci``) or 6 000 (``cpu``) steps instead of 60 000, so the
+    slimming strength is 2e-3 or 1e-3 instead of 1e-4 and the window 3 epochs (16 or 20
     in all); at ``ci`` ε = 0.15, since with 56 channels one channel changing sides moves
-    the distance by 0.018.
+    the distance by 0.018. Retraining runs long enough for the annealed learning rate
+    to settle both tickets (12 epochs: at 8 the final accuracies still jumped by up to
+    15 points between runs).
     """
 
-    epochs: int = 12
+    epochs: int = 16
     lr_decay: float = 0.75
     slimming: float = 2e-3
     ratio: float = 0.5
     scope: str = "layerwise"
     epsilon: float = 0.15
     window: int = 3
-    retrain_epochs: int = 8
+    retrain_epochs: int = 12
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_pruning(self.ratio, self.scope)
+        early_bird_epoch([], self.epsilon, self.window)  # validates both
+        slimming_penalty(self.slimming)
+        if self.retrain_epochs < 1:
+            raise ValueError(f"retrain_epochs must be >= 1, got {self.retrain_epochs}")
 
 
 @dataclass
@@ -208,18 +223,27 @@ def retrain_ticket(settings: EarlyBirdSettings, data: Dataset, found: Search, ep
     return ticket, result.history
 
 
-def _early_stop_acc(history: pd.DataFrame) -> float:
-    """Test accuracy at the epoch of best validation accuracy (small BatchNorm nets jitter from epoch to epoch)."""
-    return float(history.loc[history["val_acc"].idxmax(), "test_acc"])
+FINAL_EPOCHS = 3
+
+
+def final_accuracy(history: pd.DataFrame) -> float:
+    """Test accuracy at the end of training, averaged over the last 3 epochs.
+
+    Small BatchNorm nets jitter from epoch to epoch; the average smooths that. It is a
+    steadier read-out than the test accuracy at the best validation epoch, which on
+    500 validation examples picks an epoch partly by chance (measured at ``ci``: the
+    EB-minus-late difference had 1.5× the spread, and a bias towards the longer-trained
+    late ticket).
+    """
+    return float(history["test_acc"].iloc[-FINAL_EPOCHS:].mean())
 
 
 def compare_tickets(settings: EarlyBirdSettings, data: Dataset,
                     progress: bool = True) -> tuple[pd.DataFrame, Search]:
     """Dense vs the Early-Bird ticket vs the ticket drawn after full training (You et al. 2020, Tab. 1).
 
-    Returns one row per network: the epoch its mask was drawn, ``test_acc`` at the epoch
-    of best validation accuracy,
-    ``params``, ``flops`` (multiply–accumulates per example) and ``cost``: training
+    Returns one row per network: the epoch its mask was drawn, ``test_acc`` at the end
+    of training (:func:`final_accuracy`), ``params``, ``flops`` (multiply–accumulates per example) and ``cost``: training
     FLOPs in units of one dense epoch (search epochs, plus retraining epochs scaled by
     the ticket's FLOPs). If the masks never settle, the EB ticket is drawn at the end.
     Also returns the :class:`Search`, to read it with other ratios and ε.
@@ -227,17 +251,31 @@ def compare_tickets(settings: EarlyBirdSettings, data: Dataset,
     found = search(settings, data, progress)
     eb = early_bird_epoch(found.masks(settings.ratio, settings.scope), settings.epsilon, settings.window) or settings.epochs
     dense_flops = structured.count_flops(found.model, data.input_shape)
-    rows = [{"ticket": "dense", "drawn_at": None, "test_acc": _early_stop_acc(found.history),
+    rows = [{"ticket": "dense", "drawn_at": None, "test_acc": final_accuracy(found.history),
              "params": structured.count_parameters(found.model), "flops": dense_flops,
              "cost": float(settings.epochs)}]
     for name, epoch in tqdm([("early-bird", eb), ("late", settings.epochs)], desc="retraining tickets",
                             disable=not progress, leave=False):
         ticket, history = retrain_ticket(settings, data, found, epoch, progress=False)
         flops = structured.count_flops(ticket, data.input_shape)
-        rows.append({"ticket": name, "drawn_at": epoch, "test_acc": _early_stop_acc(history),
+        rows.append({"ticket": name, "drawn_at": epoch, "test_acc": final_accuracy(history),
                      "params": structured.count_parameters(ticket), "flops": flops,
                      "cost": epoch + settings.retrain_epochs * flops / dense_flops})
     return pd.DataFrame(rows), found
+
+
+def headline(tickets: pd.DataFrame, settings: EarlyBirdSettings) -> list[Claim]:
+    """Lecture 05's checks of a :func:`compare_tickets` table (You et al. 2020's claims, weak form).
+
+    The EB mask settles in the first half of training; its retrained ticket is within
+    5 points of the late ticket's accuracy, cheaper to obtain, and smaller than dense.
+    """
+    rows = tickets.set_index("ticket")
+    eb, late, dense = rows.loc["early-bird"], rows.loc["late"], rows.loc["dense"]
+    return [Claim("EB ticket drawn in the first half (epoch)", eb["drawn_at"], "<=", settings.epochs / 2),
+            Claim("EB ticket accuracy minus the late ticket's", eb["test_acc"] - late["test_acc"], ">", -0.05),
+            Claim("EB ticket's cost over the late ticket's", eb["cost"] / late["cost"], "<", 1.0),
+            Claim("EB ticket's FLOPs over the dense network's", eb["flops"] / dense["flops"], "<", 1.0)]
 
 
 PRESETS = {  # lectures/05_early_bird.ipynb

@@ -16,7 +16,6 @@ folder it resumes and returns the same table as an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+import coursekit
 from coursekit import criteria, files, models, rewind, schedules
 from coursekit.batched import fit_batched
 from coursekit.data import Dataset
@@ -34,6 +34,7 @@ from coursekit.pruning import mask_from_scores
 from coursekit.train import StepContext, TrainSettings, fit
 
 CONTROLS = ("random_reinit", "random_mask")
+EARLY_STOP = ("val_loss", "val_acc")
 
 
 @dataclass(frozen=True)
@@ -47,32 +48,45 @@ class LotterySettings(TrainSettings):
         prune_fraction_of_remaining: fraction of the *remaining* weights removed per round.
         scope: ``"layerwise"`` (their LeNet) or ``"global"``.
         last_layer_rate: the output layer prunes ``rate × prune_fraction_of_remaining``
-            per round (0.5 in the paper); only with ``scope="layerwise"``.
+            per round; ``None`` means the paper's 0.5. Only with ``scope="layerwise"``.
         criterion: mask criterion (:mod:`coursekit.criteria`), ``large_final`` for tickets.
         protocols: weight protocols with an IMP trajectory each (:mod:`coursekit.rewind`).
         controls: trained at every round on the first protocol's masks: ``random_reinit``
             (same structure, new weights) and ``random_mask`` (same per-layer densities).
-        rewind_step: the iteration the ``rewind`` protocol returns to.
+        rewind_step: the iteration the ``rewind`` protocol returns to (only with ``rewind``).
         seeds: one IMP run per seed (network init, minibatch order, random controls).
         evals_per_epoch: evaluations per epoch, for the early-stopping iteration.
+        early_stop: what picks the early-stopping iteration: ``"val_loss"`` (its minimum,
+            Frankle & Carbin 2019) or ``"val_acc"`` (its maximum).
+
+    Every field is checked when the settings are made, before anything trains.
     """
 
     epochs: int = 10
     rounds: int = 10
     prune_fraction_of_remaining: float = 0.2
     scope: str = "layerwise"
-    last_layer_rate: float = 0.5
+    last_layer_rate: float | None = None
     criterion: str = "large_final"
     protocols: tuple[str, ...] = ("init",)
     controls: tuple[str, ...] = CONTROLS
     rewind_step: int = 0
     seeds: tuple[int, ...] = (0,)
     evals_per_epoch: int = 2
+    early_stop: str = "val_loss"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.model not in models.MODELS:
             raise ValueError(f"unknown model {self.model!r}; expected one of {tuple(models.MODELS)}")
         criteria.get(self.criterion)
+        for field in ("protocols", "controls", "seeds"):
+            value = getattr(self, field)
+            if isinstance(value, str) or not isinstance(value, (tuple, list)):
+                raise ValueError(f"{field} must be a tuple, e.g. {field}=({value!r},), got {value!r}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"{field} must not repeat an entry, got {value!r}")
+            object.__setattr__(self, field, tuple(value))
         if not self.protocols:
             raise ValueError("protocols must name at least one weight protocol")
         for p in self.protocols:
@@ -83,10 +97,25 @@ class LotterySettings(TrainSettings):
         if self.scope not in ("layerwise", "global"):
             raise ValueError(f"scope must be 'layerwise' or 'global', got {self.scope!r}")
         schedules.iterative(self.prune_fraction_of_remaining, max(self.rounds, 1))
-        if self.rounds < 0 or self.epochs < 1 or not self.seeds:
-            raise ValueError("need rounds >= 0, epochs >= 1 and at least one seed")
+        if self.rounds < 0 or self.epochs < 1 or not self.seeds or self.evals_per_epoch < 1:
+            raise ValueError("need rounds >= 0, epochs >= 1, evals_per_epoch >= 1 and at least one seed")
+        bad_seeds = [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+        if bad_seeds:
+            raise ValueError(f"seeds must be non-negative ints, got {bad_seeds}")
+        if self.last_layer_rate is not None:
+            if self.scope == "global":
+                raise ValueError("last_layer_rate applies to scope='layerwise' only; a global threshold "
+                                 "sets every layer's density itself (leave last_layer_rate=None)")
+            if not 0 < self.last_layer_rate * self.prune_fraction_of_remaining < 1:
+                raise ValueError(f"last_layer_rate × prune_fraction_of_remaining must lie in (0, 1), got "
+                                 f"{self.last_layer_rate} × {self.prune_fraction_of_remaining}")
         if self.rewind_step < 0:
             raise ValueError(f"rewind_step must be >= 0, got {self.rewind_step}")
+        if self.rewind_step and "rewind" not in self.protocols:
+            raise ValueError(f"rewind_step={self.rewind_step} is used by the 'rewind' protocol only; add "
+                             f"'rewind' to protocols {self.protocols} or leave rewind_step at 0")
+        if self.early_stop not in EARLY_STOP:
+            raise ValueError(f"early_stop must be one of {EARLY_STOP}, got {self.early_stop!r}")
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -98,8 +127,9 @@ class LotterySettings(TrainSettings):
             return schedules.iterative(self.prune_fraction_of_remaining, self.rounds) if self.rounds else []
         if not self.rounds:
             return []
+        rate = 0.5 if self.last_layer_rate is None else self.last_layer_rate
         return schedules.iterative_budgets(self.prune_fraction_of_remaining, self.rounds, layers,
-                                           {layers[-1]: self.last_layer_rate})
+                                           {layers[-1]: rate})
 
 
 def _derived_seed(seed: int, round_: int, salt: int) -> int:
@@ -117,23 +147,18 @@ class _RewindSaver:
             self.state = rewind.snapshot(ctx.model)
 
 
-def _settings_file(run_dir: Path, settings: LotterySettings, data: Dataset) -> None:
-    wanted = {"settings": json.loads(json.dumps(asdict(settings))), "data": data.name,
-              "train_examples": len(data.y_train)}
-    path = run_dir / "settings.json"
-    if path.is_file():
-        found = json.loads(path.read_text())
-        if found != wanted:
-            diff = {k: (found.get("settings", {}).get(k), v) for k, v in wanted["settings"].items()
-                    if found.get("settings", {}).get(k) != v}
-            if found.get("data") != wanted["data"] or found.get("train_examples") != wanted["train_examples"]:
-                diff["data"] = ((found.get("data"), found.get("train_examples")),
-                                (wanted["data"], wanted["train_examples"]))
-            raise ValueError(f"run folder {run_dir} was made with other settings (folder, now): {diff}; "
-                             "use another folder, or delete this one to start over. Nothing was changed.")
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    files.write_text(path, json.dumps(wanted, indent=1))
+def _record(settings: LotterySettings, data: Dataset) -> dict:
+    """Everything that determines a run folder's results (checked by :func:`coursekit.files.ensure_record`)."""
+    return {"coursekit": coursekit.__version__, "settings": asdict(settings), "data": data.fingerprint()}
+
+
+def _check_against_data(settings: LotterySettings, data: Dataset) -> None:
+    """Settings that only the data can refute, checked before the dense round trains."""
+    steps = settings.epochs * -(-len(data.y_train) // settings.batch_size)
+    if settings.rewind_step > steps:
+        raise ValueError(f"rewind_step {settings.rewind_step} is never reached: dense training has {steps} "
+                         f"steps ({settings.epochs} epochs of {len(data.y_train)} examples in batches of "
+                         f"{settings.batch_size})")
 
 
 @dataclass
@@ -163,8 +188,8 @@ def _train_jobs(jobs: list[_Job], data: Dataset, settings: LotterySettings,
     out = []
     for job, result in zip(jobs, results, strict=True):
         hist = result.history
-        best = hist.loc[hist["step"] == result.best_step].iloc[0]
-        row = {"density": job.mask.density, "early_stop_step": result.best_step,
+        best = result.early_stop(settings.early_stop)
+        row = {"density": job.mask.density, "early_stop_step": int(best["step"]),
                "val_acc_early_stop": float(best["val_acc"]), "test_acc_early_stop": float(best["test_acc"]),
                "test_acc_end": float(hist["test_acc"].iloc[-1]), "train_steps": int(hist["step"].iloc[-1])}
         out.append((row, rewind.snapshot(job.model)))
@@ -194,22 +219,29 @@ def run_imp(settings: LotterySettings, data: Dataset, run_dir: str | Path | None
     """Run IMP for every seed and protocol, plus the controls; one row per seed × variant × round.
 
     Columns: ``seed``, ``variant`` (a protocol or a control), ``round`` (0 = dense),
-    ``density`` (fraction of all prunable weights kept), ``early_stop_step`` (step of the
-    best validation accuracy), ``val_acc_early_stop``, ``test_acc_early_stop``,
+    ``density`` (fraction of all prunable weights kept), ``early_stop_step`` (the step of
+    the lowest validation loss, or of the best validation accuracy: ``settings.early_stop``),
+    ``val_acc_early_stop``, ``test_acc_early_stop``,
     ``test_acc_end``, ``train_steps``.
 
     With ``run_dir``, each finished round is written to ``run_dir/seed<S>/round<R>.pt``
-    (rows, masks and trained weights) and ``run_dir/settings.json`` records the
-    settings; a later call with the same folder skips finished rounds and returns the
-    same table. Other settings on an existing folder raise ``ValueError``.
+    (rows, masks and trained weights) and ``run_dir/settings.json`` records what
+    determines the results (settings, the data's fingerprint, the library version); a
+    later call with the same folder skips finished rounds and returns the same table.
+    Anything else on an existing folder, a missing round or an unreadable checkpoint
+    raises ``ValueError`` naming the file, before anything trains.
 
     ``batch=True`` trains all networks of a round — every seed, protocol and control —
     as one batched model (:mod:`coursekit.batched`); the table is the same to float
     tolerance.
     """
+    _check_against_data(settings, data)
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
-        _settings_file(run_dir, settings, data)
+        if not (run_dir / "settings.json").is_file() and any(run_dir.glob("seed*/round*.pt")):
+            raise ValueError(f"run folder {run_dir} holds checkpoints but no settings.json, so nothing says "
+                             "what made them; use another folder, or delete this one to start over")
+        files.ensure_record(run_dir / "settings.json", _record(settings, data))
     runs = [_SeedRun(settings, data, seed, run_dir) for seed in settings.seeds]
     bar = tqdm(total=len(runs) * (1 + settings.rounds), initial=sum(r.done + 1 for r in runs),
                desc="IMP rounds", disable=not progress)
@@ -242,11 +274,17 @@ class _SeedRun:
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
             finished = sorted(self.dir.glob("round*.pt"))
+            rounds = [int(p.stem[len("round"):]) for p in finished]
+            if rounds != list(range(len(rounds))):
+                missing = sorted(set(range(max(rounds) + 1)) - set(rounds))
+                raise ValueError(f"{self.dir} lacks round(s) {missing} but holds later ones {rounds}: the later "
+                                 "rounds were pruned from the missing ones, so delete the files after the gap "
+                                 "to train them again")
             for path in finished:
-                self.rows += torch.load(path, map_location="cpu", weights_only=False)["rows"]
+                self.rows += files.load_torch(path)["rows"]
             if finished:
-                self.state = torch.load(finished[-1], map_location=data.device, weights_only=False)
-                self.done = int(finished[-1].stem[len("round"):])
+                self.state = files.load_torch(finished[-1], map_location=data.device)
+                self.done = rounds[-1]
 
     def build(self, seed: int) -> nn.Module:
         s, d = self.settings, self.data
@@ -286,9 +324,6 @@ class _SeedRun:
         s = self.settings
         if round_ == 0:
             (job, (row, final)), = trained
-            if "rewind" in s.protocols and self.saver.state is None:
-                raise ValueError(f"rewind_step {s.rewind_step} was never reached: dense training "
-                                 f"has {row['train_steps']} steps")
             rows = [{"seed": self.seed, "variant": v, "round": 0, **row} for v in s.variants]
             protocols = {p: {"mask": job.mask, "start": self.init, "final": final} for p in s.protocols}
             self.state = {"rewind": self.saver.state, "protocols": protocols, "rows": rows}
@@ -307,17 +342,16 @@ class _SeedRun:
 def load_masks(run_dir: str | Path, seed: int, protocol: str) -> dict[int, Mask]:
     """Round → mask of ``protocol`` for ``seed``, read back from a run folder's checkpoints."""
     seed_dir = Path(run_dir) / f"seed{seed}"
-    files = sorted(seed_dir.glob("round*.pt"))
-    if not files:
+    paths = sorted(seed_dir.glob("round*.pt"))
+    if not paths:
         raise FileNotFoundError(f"no checkpoints in {seed_dir}; run run_imp with run_dir={run_dir}")
     out = {}
-    for f in files:
-        state = torch.load(f, map_location="cpu", weights_only=False)
+    for f in paths:
+        state = files.load_torch(f)
         if protocol not in state["protocols"]:
             raise ValueError(f"protocol {protocol!r} not in this run; it has {list(state['protocols'])}")
         out[int(f.stem[len("round"):])] = state["protocols"][protocol]["mask"]
     return out
-
 
 
 PRESETS = {  # lectures/02_lottery_tickets.ipynb

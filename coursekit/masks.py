@@ -55,8 +55,17 @@ def nonzero_density(model: nn.Module, names: Iterable[str] | None = None) -> flo
     """
     params = dict(model.named_parameters())
     names = list(names) if names is not None else list(prunable_parameters(model))
-    nonzero = sum(int(torch.count_nonzero(params[n])) for n in names)
-    return nonzero / sum(params[n].numel() for n in names)
+    unknown = [n for n in names if n not in params]
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}; the model has {list(params)}")
+    total = sum(params[n].numel() for n in names)
+    if not names:
+        kinds = ", ".join(t.__name__ for t in PRUNABLE_TYPES)
+        raise ValueError(f"no weights to measure: the model has no prunable layer ({kinds}); name the "
+                         "parameters to measure with names=")
+    if total == 0:
+        raise ValueError(f"parameters {names} hold no entries")
+    return sum(int(torch.count_nonzero(params[n])) for n in names) / total
 
 
 class Mask(Mapping[str, torch.Tensor]):
@@ -116,6 +125,13 @@ class Mask(Mapping[str, torch.Tensor]):
         """Raise ``ValueError`` unless every entry names a parameter of ``model`` with its shape."""
         params = dict(model.named_parameters())
         unknown = [n for n in self if n not in params]
+        reparametrised = [n for n in unknown if f"{n}_orig" in params]
+        if reparametrised:
+            raise ValueError(f"{reparametrised} are pruned with torch.nn.utils.prune (the model holds "
+                             f"{reparametrised[0]}_orig and a {reparametrised[0].rpartition('.')[2]}_mask buffer), "
+                             "so they are no longer parameters; torch's masks already zero them. Read the mask "
+                             "with Mask.from_torch_prune(model), or call torch.nn.utils.prune.remove on those "
+                             "modules first to use this Mask")
         if unknown:
             raise ValueError(f"mask names {unknown} are not parameters of this model (a mask for "
                              f"another architecture?); the model has {list(params)}")

@@ -12,13 +12,17 @@ Scales (see ``docs/architecture.md``):
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import random
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -109,6 +113,57 @@ def settings_for(table: Mapping[str, T], scale: str | None = None, **overrides) 
     if unknown:
         raise ValueError(f"unknown settings {unknown}; {type(base).__name__} has {sorted(known)}")
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _conforms(value: Any, kind: Any) -> tuple[bool, Any]:
+    """Whether ``value`` is of the annotated ``kind`` (and the value to keep: lists become tuples)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            ok, kept = _conforms(value, option)
+            if ok:
+                return True, kept
+        return False, value
+    if kind is type(None):
+        return value is None, value
+    if kind is bool:
+        return isinstance(value, bool), value
+    if kind is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+        return ok, int(value) if ok else value
+    if kind is float:
+        return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+                and math.isfinite(value)), value
+    if kind is str:
+        return isinstance(value, str), value
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False, value
+        element = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        if element is None:
+            return len(args) == len(value) and all(_conforms(v, a)[0] for v, a in zip(value, args, strict=False)), tuple(value)
+        return all(_conforms(v, element)[0] for v in value), tuple(value)
+    return True, value  # other kinds (mappings, classes) are the class's own business
+
+
+def check_fields(settings: Any) -> None:
+    """Check every field of a settings dataclass against its type annotation.
+
+    A string where a tuple of names belongs, a float where an int belongs, ``True``
+    for a number, NaN or infinity: each raises a ``ValueError`` naming the field, what
+    it got and what it takes, before anything trains. Lists given for tuples are kept
+    as tuples. Settings classes call it first in ``__post_init__``.
+    """
+    hints = typing.get_type_hints(type(settings))
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        ok, kept = _conforms(value, hints[f.name])
+        if not ok:
+            kind = hints[f.name]
+            wanted = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+            hint = f" (e.g. ({value!r},))" if isinstance(value, str) and "tuple" in wanted else ""
+            raise ValueError(f"{type(settings).__name__}.{f.name} must be {wanted}{hint}, got {value!r}")
+        object.__setattr__(settings, f.name, kept)
 
 
 def run_dir(experiment: str, scale: str) -> Path:

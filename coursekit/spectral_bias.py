@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from coursekit import models
+from coursekit.claims import Claim
 from coursekit.train import make_optimizer
 
 
@@ -111,6 +112,23 @@ def learned_at(spectrum: pd.DataFrame, tolerance: float = 0.1) -> pd.Series:
     below = spectrum[spectrum["error"] < tolerance]
     first = below.groupby("frequency")["step"].min()
     return first.reindex(sorted(spectrum["frequency"].unique())).astype(float).rename("learned_at_step")
+
+
+def headline(spectrum: pd.DataFrame, settings: SpectralSettings, tolerance: float = 0.1) -> list[Claim]:
+    """Lecture 05's checks of :func:`fit_spectrum` (Rahaman et al. 2019, weak form).
+
+    The lowest frequency is learned within the run, and the highest later (a frequency
+    never learned counts as learned one record after the end).
+    """
+    learned = learned_at(spectrum, tolerance)
+    low, high = min(settings.frequencies), max(settings.frequencies)
+    never = settings.steps + settings.record_every
+    high_at = never if math.isnan(learned[high]) else learned[high]
+    return [Claim(f"lowest frequency ({low}) learned by the last step", learned[low], "<=", settings.steps),
+            Claim(f"highest frequency ({high}) learned after the lowest (steps later)",
+                  high_at - learned[low], ">", 0),
+            Claim("final loss over the initial loss", spectrum["loss"].iloc[-1] / spectrum["loss"].iloc[0],
+                  "<", 0.1)]
 
 
 PRESETS = {  # lectures/05_early_bird.ipynb

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from coursekit import files
 from coursekit.data import Dataset, batches
+from coursekit.runtime import check_fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -39,6 +40,14 @@ class TrainSettings:
     lr: float = 1.2e-3
     optimizer: str = "adam"
     batch_size: int = 60
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(f"{type(self).__name__} needs epochs >= 1, batch_size >= 1 and lr > 0; got "
+                             f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
 
     def fit_kwargs(self) -> dict:
         """The arguments of :func:`fit` these settings fix."""
@@ -62,6 +71,13 @@ class SGDSettings(TrainSettings):
     momentum: float = 0.9
     weight_decay: float = 1e-4
     lr_decay: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.width > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0 and 0 < self.lr_decay <= 1):
+            raise ValueError(f"{type(self).__name__} needs width > 0, momentum in [0, 1), weight_decay >= 0 "
+                             f"and lr_decay in (0, 1]; got width={self.width}, momentum={self.momentum}, "
+                             f"weight_decay={self.weight_decay}, lr_decay={self.lr_decay}")
 
     def fit_kwargs(self) -> dict:
         return super().fit_kwargs() | {"momentum": self.momentum, "weight_decay": self.weight_decay,
@@ -101,6 +117,20 @@ class FitResult:
     def final(self) -> pd.Series:
         """The last row of the history."""
         return self.history.iloc[-1]
+
+    def early_stop(self, by: str = "val_loss") -> pd.Series:
+        """The history row of the early-stopping iteration.
+
+        ``by="val_loss"``: the lowest validation loss, Frankle & Carbin 2019's early-stopping
+        iteration; ``by="val_acc"``: the best validation accuracy (``best_step``). Ties go
+        to the earlier evaluation; the untrained row (step 0) is never picked.
+        """
+        if by not in ("val_loss", "val_acc"):
+            raise ValueError(f"early stopping is by 'val_loss' or 'val_acc', got {by!r}")
+        trained = self.history[self.history["step"] > 0]
+        if trained.empty:
+            raise ValueError("the history has no evaluation after training started")
+        return trained.loc[trained[by].idxmin() if by == "val_loss" else trained[by].idxmax()]
 
 
 def _fused_supported(params: list[torch.Tensor]) -> bool:
@@ -173,6 +203,17 @@ def _epoch_generator(device: torch.device, seed: int, epoch: int) -> torch.Gener
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
+def _mean_finite_loss(window: list[torch.Tensor], step: int, epoch: int) -> float:
+    """Mean of the losses of the last ``len(window)`` steps, which ended at ``step``; refuses NaN/inf."""
+    losses = torch.stack(window)
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        first = step - len(window) + 1 + int(bad[0, 0])
+        raise FloatingPointError(f"the training loss became {losses[bad[0, 0]].item()} at step {first} "
+                                 f"(in epoch {epoch + 1}); lower the learning rate, or check the data and any penalty")
+    return losses.mean().item()
+
+
 def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, batch_size: int = 60,
         optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
         lr_decay: float = 1.0, eval_every: int | None = None, eval_test: bool = False,
@@ -202,8 +243,13 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
             BatchNorm scales of network slimming (:mod:`coursekit.early_bird`); the
             recorded ``train_loss`` includes it.
         checkpoint: a file to save the state to after each epoch; if it exists when
-            ``fit`` starts, training resumes from it.
+            ``fit`` starts, training resumes from it. It must have been written with the
+            same arguments and data (``epochs`` may grow: training goes on); otherwise a
+            ``ValueError`` names the differences.
         progress: show a tqdm progress bar.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite; names the first such step.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -220,8 +266,16 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
     rows: list[dict] = []
     start_epoch, stale, stopped = 0, 0, False
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    made_by = {"lr": lr, "batch_size": batch_size, "optimizer": optimizer, "momentum": momentum,
+               "weight_decay": weight_decay, "seed": seed, "lr_decay": lr_decay, "eval_every": eval_every,
+               "eval_test": eval_test, "patience": patience,
+               "data": data.fingerprint() if checkpoint is not None else None}
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = files.load_torch(checkpoint, map_location=device)
+        differ = files.differences(state.get("made_by"), made_by)
+        if differ:
+            raise ValueError(f"checkpoint {checkpoint} was written by another training run; (checkpoint, now): "
+                             f"{differ}; delete it to start over, or use another file")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         rows, start_epoch, stale, stopped = state["rows"], state["epoch"], state["stale"], state["stopped"]
@@ -242,7 +296,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
     step = start_epoch * steps_per_epoch
     bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=desc, disable=not progress,
                leave=False)
-    running, count = torch.zeros((), device=device), 0
+    window: list[torch.Tensor] = []  # the losses since the last evaluation (no sync per step)
     for epoch in range(start_epoch, epochs):
         if stopped:
             break
@@ -259,8 +313,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
             loss.backward()
             opt.step()
             step += 1
-            running += loss.detach()
-            count += 1
+            window.append(loss.detach())
             bar.update()
             end_of_epoch = step % steps_per_epoch == 0
             if hooks:
@@ -269,16 +322,16 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
                     hook(ctx)
             last_step = step == epochs * steps_per_epoch
             if last_step or (eval_every and step % eval_every == 0) or (eval_every is None and end_of_epoch):
-                stale = 0 if record(step, running.item() / count) else stale + 1
-                running.zero_()
-                count = 0
+                stale = 0 if record(step, _mean_finite_loss(window, step, epoch)) else stale + 1
+                window.clear()
                 bar.set_postfix(val_acc=f"{rows[-1]['val_acc']:.3f}")
                 if patience is not None and stale >= patience:
                     stopped = True
                     break
         if checkpoint is not None:
             files.save_torch({"model": model.state_dict(), "optimizer": opt.state_dict(), "rows": rows,
-                          "epoch": epoch + 1, "stale": stale, "stopped": stopped}, checkpoint)
+                              "epoch": epoch + 1, "stale": stale, "stopped": stopped, "made_by": made_by},
+                             checkpoint)
     bar.close()
     history = pd.DataFrame(rows)
     best = history.loc[history["val_acc"].idxmax()]

@@ -57,9 +57,43 @@ def test_other_settings_on_an_existing_run_folder_are_refused(digits, tmp_path):
     lottery.run_imp(FAST, digits, tmp_path, progress=False)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     other = lottery.LotterySettings(**{**FAST.__dict__, "lr": 0.5})
-    with pytest.raises(ValueError, match=r"other settings .*'lr': \(0.01, 0.5\)"):
+    with pytest.raises(ValueError, match=r"other settings or data.*'settings.lr': \(0.01, 0.5\)"):
         lottery.run_imp(other, digits, tmp_path, progress=False)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before  # checkpoints kept
+
+
+@pytest.mark.parametrize(("other_data", "differs"), [
+    (lambda: data.load("digits", "ci", "cpu", split_seed=1), "data.train.labels_sha256"),
+    (lambda: data.load("digits", "ci", "cpu", sizes=data.Sizes(train=None, val=100, test=None)),
+     "data.val.examples"),
+    (lambda: data.load("digits", "ci", "cpu", sizes=data.Sizes(train=None, val=200, test=100)),
+     "data.test.examples"),
+])
+def test_a_run_folder_refuses_other_data(digits, tmp_path, other_data, differs):
+    """The same name and settings but another split seed or split size is another experiment."""
+    one_round = lottery.LotterySettings(**{**FAST.__dict__, "rounds": 1})
+    lottery.run_imp(one_round, digits, tmp_path, progress=False)
+    with pytest.raises(ValueError, match=f"'{differs}'"):
+        lottery.run_imp(one_round, other_data(), tmp_path, progress=False)
+
+
+def test_a_run_folder_without_its_record_or_with_a_gap_or_a_broken_file_is_refused(digits, tmp_path):
+    lottery.run_imp(FAST, digits, tmp_path, progress=False)
+    (tmp_path / "settings.json").unlink()
+    with pytest.raises(ValueError, match=r"holds checkpoints but no settings\.json"):
+        lottery.run_imp(FAST, digits, tmp_path, progress=False)
+    assert not (tmp_path / "settings.json").exists()  # nothing rewritten
+
+    lottery.run_imp(FAST, digits, tmp_path / "gap", progress=False)
+    (tmp_path / "gap" / "seed0" / "round01.pt").unlink()
+    with pytest.raises(ValueError, match=r"lacks round\(s\) \[1\] but holds later ones \[0, 2, 3\]"):
+        lottery.run_imp(FAST, digits, tmp_path / "gap", progress=False)
+
+    lottery.run_imp(FAST, digits, tmp_path / "broken", progress=False)
+    last = tmp_path / "broken" / "seed0" / "round03.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated, as by a full disk
+    with pytest.raises(ValueError, match=r"checkpoint .*round03.pt cannot be read .*truncated or corrupted"):
+        lottery.run_imp(FAST, digits, tmp_path / "broken", progress=False)
 
 
 def test_late_rewinding_and_its_errors(digits):
@@ -68,7 +102,7 @@ def test_late_rewinding_and_its_errors(digits):
     df = lottery.run_imp(late, digits, progress=False)
     assert list(df["variant"]) == ["rewind", "rewind"]
     never = lottery.LotterySettings(**{**late.__dict__, "rewind_step": 10_000})
-    with pytest.raises(ValueError, match="rewind_step 10000 was never reached"):
+    with pytest.raises(ValueError, match=r"rewind_step 10000 is never reached: dense training has \d+ steps"):
         lottery.run_imp(never, digits, progress=False)
 
 
@@ -89,6 +123,17 @@ def test_masks_can_be_read_back(digits, tmp_path):
     ({"prune_fraction_of_remaining": 1.2}, r"prune_fraction_of_remaining must lie in \(0, 1\)"),
     ({"scope": "blockwise"}, "scope must be"),
     ({"model": "resnet"}, "unknown model"),
+    ({"seeds": (0, 0)}, r"seeds must not repeat an entry, got \(0, 0\)"),
+    ({"seeds": 3}, r"seeds must be tuple\[int, \.\.\.\], got 3"),
+    ({"seeds": (-1,)}, r"seeds must be non-negative ints"),
+    ({"protocols": "init"}, r"protocols must be tuple\[str, \.\.\.\] \(e.g. \('init',\)\), got 'init'"),
+    ({"epochs": 2.5}, "epochs must be int, got 2.5"),
+    ({"lr": float("nan")}, "lr must be float, got nan"),
+    ({"scope": "global", "last_layer_rate": 0.5}, "last_layer_rate applies to scope='layerwise' only"),
+    ({"last_layer_rate": 3.0}, r"last_layer_rate × prune_fraction_of_remaining must lie in \(0, 1\)"),
+    ({"rewind_step": 10}, r"rewind_step=10 is used by the 'rewind' protocol only"),
+    ({"early_stop": "test_acc"}, "early_stop must be one of"),
+    ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
 ])
 def test_bad_settings(change, message):
     with pytest.raises(ValueError, match=message):

@@ -127,3 +127,21 @@ def test_intersection_and_repr():
     both = a & b
     assert both.kept <= min(a.kept, b.kept)
     assert "density" in repr(both)
+
+
+def test_density_of_a_model_without_prunable_layers_says_so():
+    with pytest.raises(ValueError, match=r"no prunable layer \(Linear, Conv1d, Conv2d, Conv3d\)"):
+        nonzero_density(nn.Sequential(nn.ReLU(), nn.BatchNorm1d(3)))
+    assert nonzero_density(nn.Sequential(nn.BatchNorm1d(4)), names=["0.weight"]) == 1.0
+    with pytest.raises(ValueError, match=r"unknown parameters \['x'\]"):
+        nonzero_density(_net(), names=["x"])
+
+
+def test_a_mask_on_a_model_pruned_by_torch_names_the_cause():
+    net = _net()
+    mask = Mask.ones_like(net)
+    mask.to_torch_prune(net)
+    for use in (mask.apply, mask.hook):
+        with pytest.raises(ValueError, match=r"pruned with torch.nn.utils.prune .*1.weight_orig.*"
+                                             r"Mask.from_torch_prune"):
+            use(net)

@@ -77,3 +77,39 @@ def test_cannot_grow_back():
         mask_from_scores(s, 0.5, previous=prev)
     with pytest.raises(ValueError, match="only remove"):
         mask_from_scores(s, 0.5, "layerwise", previous=Mask({n: m for n, m in prev.items()}))
+
+
+def test_global_ties_are_shared_between_layers_not_given_to_the_first():
+    """Equal scores everywhere: each layer keeps its share instead of the last layer losing all."""
+    mask = mask_from_scores({"first": torch.ones(300), "out": torch.ones(10)}, 0.5)
+    assert mask.table()["kept"].to_dict() == {"first": 150, "out": 5, "total": 155}
+    partly = mask_from_scores({"a": torch.tensor([2.0, 1, 1, 1]), "b": torch.tensor([1.0, 1])}, 0.5)
+    assert partly["a"].tolist() == [True, True, False, False] and partly["b"].tolist() == [True, False]
+
+
+def test_nan_scores_are_refused_unless_already_pruned():
+    scores = _scores()
+    scores["b"][3, 4] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN for weights still alive \(layer: count\) \{'b': 1\}"):
+        mask_from_scores(scores, 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        mask_from_scores(scores, 0.5, "layerwise")
+    previous = Mask({"a": torch.ones(40, 30, dtype=torch.bool),
+                     "b": torch.ones(30, 10, dtype=torch.bool).index_put_((torch.tensor(3), torch.tensor(4)),
+                                                                          torch.tensor(False))})
+    mask = mask_from_scores(scores, 0.5, previous=previous)
+    assert not mask["b"][3, 4] and mask.kept == 750
+
+
+@pytest.mark.parametrize(("scores", "kwargs", "message"), [
+    ({"w": torch.rand(100)}, {"density_of_all": 0.001}, r"keeps none of the 100 weights; the smallest density that keeps one is 0\.01"),
+    ({"w": torch.rand(10)}, {"density_of_all": True}, r"density_of_all must lie in \(0, 1\], got True"),
+    ({"w": torch.rand(10)}, {"density_of_all": float("nan")}, r"\(0, 1\], got nan"),
+    ({"w": torch.empty(0)}, {"density_of_all": 0.5}, "non-empty real tensor"),
+    ({"w": [0.1, 0.2]}, {"density_of_all": 0.5}, "must be a non-empty real tensor, got list"),
+    ({"w": torch.rand(3)}, {"density_of_all": 0.5, "previous": Mask({"w": torch.ones(4, dtype=torch.bool)})},
+     r"shape \(3,\) but the previous mask \(4,\)"),
+])
+def test_silently_wrong_inputs_are_refused(scores, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mask_from_scores(scores, **kwargs)

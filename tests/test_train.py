@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coursekit import models, train
+from coursekit import data, models, train
 
 
 def _mlp(ds, seed=0):
@@ -155,3 +155,42 @@ def test_penalty_is_added_to_the_loss(digits):
               penalty=lambda m: 5.0 * m[1].weight.pow(2).sum())
     # strong weight decay through the penalty shrinks the first layer more than twentyfold
     assert penalised[1].weight.abs().mean() < 0.05 * plain[1].weight.abs().mean()
+
+
+def test_a_checkpoint_of_another_run_or_a_broken_one_is_refused(digits, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train.fit(_mlp(digits), digits, epochs=1, optimizer="adam", lr=1e-2, seed=1, progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"written by another training run; .*'lr': \(0.01, 0.02\)"):
+        train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=2e-2, seed=1, progress=False, checkpoint=ckpt)
+    other = data.load("digits", "ci", "cpu", split_seed=3)
+    with pytest.raises(ValueError, match=r"'data\.train\.labels_sha256'"):
+        train.fit(_mlp(digits), other, epochs=2, optimizer="adam", lr=1e-2, seed=1, progress=False, checkpoint=ckpt)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"run\.pt cannot be read"):
+        train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=1e-2, seed=1, progress=False, checkpoint=ckpt)
+
+
+def test_a_nan_loss_stops_training_and_names_the_step(digits):
+    calls = {"n": 0}
+
+    def explode_at_step_7(model):
+        calls["n"] += 1
+        return torch.tensor(float("inf")) if calls["n"] == 7 else torch.zeros(())
+
+    steps_per_epoch = -(-len(digits.y_train) // 60)
+    with pytest.raises(FloatingPointError, match=r"became inf at step 7 \(in epoch 1\)"):
+        train.fit(_mlp(digits), digits, epochs=2, penalty=explode_at_step_7, progress=False)
+    assert steps_per_epoch > 7
+    with pytest.raises(FloatingPointError, match=r"became nan at step 1 \(in epoch 1\)"):
+        train.fit(_mlp(digits), digits, epochs=1, lr=1e30, progress=False,
+                  penalty=lambda m: sum(p.sum() for p in m.parameters()) * float("nan"))
+
+
+def test_early_stop_is_by_validation_loss_or_accuracy():
+    history = pd.DataFrame({"step": [0, 10, 20, 30], "val_loss": [0.1, 0.9, 0.5, 0.6],
+                            "val_acc": [0.1, 0.5, 0.7, 0.7]})
+    result = train.FitResult(history, best_step=20, best_val_acc=0.7, stopped_early=False)
+    assert result.early_stop()["step"] == 20  # the lowest loss after training started
+    assert result.early_stop("val_acc")["step"] == 20  # ties: the earlier one
+    with pytest.raises(ValueError, match="'val_loss' or 'val_acc'"):
+        result.early_stop("test_acc")
