@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from coursekit import criteria, models, rewind, schedules, supermask
 from coursekit.batched import fit_batched
+from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
@@ -216,3 +217,23 @@ def scope_comparison(settings: BasicsSettings, dense: DenseRun, density: float) 
         out[scope] = prune_once(settings, dense, "large_final", density, scope).layer_densities()
     return pd.DataFrame(out).rename_axis("layer")
 
+
+def headline(grid: pd.DataFrame, supers: pd.DataFrame, learned: pd.DataFrame) -> list[Claim]:
+    """Lecture 03's checks (Zhou et al. 2019, weak form) of the criterion × protocol grid, the
+    supermasks of :func:`supermask_accuracies` and a learned supermask's history.
+
+    Large final weights make a far better mask than small ones; keeping the initial
+    signs matters more than the magnitudes; a good mask alone, on untrained weights,
+    is far above chance (10 %).
+    """
+    table = grid.pivot(index="criterion", columns="protocol", values="test_acc")
+    masks = supers.set_index("criterion")["test_acc"]
+    return [
+        Claim("large_final minus small_final, retrained from init", table.loc["large_final", "init"]
+              - table.loc["small_final", "init"], ">", 0.05),
+        Claim("large_final: constant (signs kept) minus sign_flip", table.loc["large_final", "constant"]
+              - table.loc["large_final", "sign_flip"], ">", 0),
+        Claim("best supermask's accuracy", masks.max(), ">", 0.4),
+        Claim("large_final supermask minus random supermask", masks["large_final"] - masks["random"], ">", 0.3),
+        Claim("learned supermask's final accuracy", learned["test_acc"].iloc[-1], ">", 0.4),
+    ]

@@ -48,6 +48,7 @@ class Claim:
             raise ValueError(f"claim {self.name!r}: unknown comparison {self.op!r}; expected one of {OPS}")
         for what in ("value", "bound"):
             x = getattr(self, what)
+            x = x.detach() if hasattr(x, "detach") else x  # a tensor from a graph
             try:
                 number = float(x)
             except (TypeError, ValueError):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from coursekit import models
+from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.spectra import FisherTrace
 from coursekit.train import SGDSettings, evaluate, fit
@@ -144,6 +145,18 @@ def critical_period_sweep(settings: CriticalSettings, data: Dataset, progress: b
     clean = table[table["until_epoch"] == 0].set_index("seed")["test_acc"]
     table["gap"] = table["seed"].map(clean) - table["test_acc"]
     return Sweep(table, curves, pd.concat(fishers, ignore_index=True))
+
+
+def headline(sweep: Sweep) -> list[Claim]:
+    """Lecture 04's critical-period checks (Achille et al. 2019, weak form), seed means.
+
+    A deficit removed at the last epoch of the sweep leaves a real gap (> 2 points), and
+    a larger one than a deficit removed at the first epoch after 0.
+    """
+    gaps = sweep.table.groupby("until_epoch")["gap"].mean()
+    first, last = min(e for e in gaps.index if e > 0), max(gaps.index)
+    return [Claim(f"gap left by a deficit removed at epoch {last}", gaps[last], ">", 0.02),
+            Claim(f"gap at epoch {last} minus gap at epoch {first}", gaps[last] - gaps[first], ">", 0.02)]
 
 
 PRESETS = {  # lectures/04_critical_periods.ipynb

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit import models, runtime
+from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.spectra import FisherTrace
 from coursekit.train import TrainSettings, fit
@@ -193,6 +194,25 @@ def information_plane(settings: InfoPlaneSettings, data: Dataset | None = None,
                              "I_XT": ixt, "I_YT": iyt})
     tag = {"activation": settings.activation}
     return pd.DataFrame(rows).assign(**tag), fisher.table().assign(**tag)
+
+
+def headline(planes: pd.DataFrame, fisher: pd.DataFrame) -> list[Claim]:
+    """Lecture 04's 12-bit checks for each activation (Achille et al. 2019; Shwartz-Ziv & Tishby 2017).
+
+    The total true-Fisher trace rises more than tenfold from its initial value and ends
+    below its peak; the output layer gains more than half a bit about the label
+    (binned); no layer holds more than the input's 12 bits.
+    """
+    totals = fisher[fisher["kind"] == "true"].groupby(["activation", "epoch"])["trace"].sum()
+    out = planes[(planes["layer"] == "output") & (planes["estimator"] == "binned")].sort_values("epoch")
+    claims = []
+    for act, trace in totals.groupby(level=0):
+        claims += [Claim(f"{act}: peak Fisher trace over the initial one", trace.max() / trace.iloc[0], ">", 10),
+                   Claim(f"{act}: final Fisher trace over the peak", trace.iloc[-1] / trace.max(), "<", 1)]
+    for act, rows in out.groupby("activation"):
+        claims.append(Claim(f"{act}: bits about the label gained by the output",
+                            rows["I_YT"].iloc[-1] - rows["I_YT"].iloc[0], ">", 0.5))
+    return [*claims, Claim("largest I(X;T) of any layer (bits)", planes["I_XT"].max(), "<=", 12 + 1e-6)]
 
 
 PRESETS = {  # lectures/04_critical_periods.ipynb

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 import coursekit
 from coursekit import criteria, files, models, rewind, schedules
 from coursekit.batched import fit_batched
+from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
@@ -352,6 +353,21 @@ def load_masks(run_dir: str | Path, seed: int, protocol: str) -> dict[int, Mask]
             raise ValueError(f"protocol {protocol!r} not in this run; it has {list(state['protocols'])}")
         out[int(f.stem[len("round"):])] = state["protocols"][protocol]["mask"]
     return out
+
+
+def headline(results: pd.DataFrame, settings: LotterySettings) -> list[Claim]:
+    """Lecture 02's checks of a :func:`run_imp` table (Frankle & Carbin 2019, weak form).
+
+    After the last round the ticket (the first protocol) beats both controls and stays
+    within 3 points of the dense network, at under 5 % of the weights (seed means).
+    """
+    ticket = settings.protocols[0]
+    acc = results.groupby(["round", "variant"])["test_acc_early_stop"].mean()
+    last, dense = acc.loc[settings.rounds], acc.loc[0].mean()
+    claims = [Claim(f"ticket minus {c} (last round)", last[ticket] - last[c], ">", 0) for c in settings.controls]
+    return [*claims, Claim("ticket minus dense (last round)", last[ticket] - dense, ">", -0.03),
+            Claim("ticket's density (last round)", results.loc[results["variant"] == ticket, "density"].min(),
+                  "<", 0.05)]
 
 
 PRESETS = {  # lectures/02_lottery_tickets.ipynb

@@ -37,6 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit import compress, lowrank, models, runtime, structured
+from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.sparse_speed import measure_latency
@@ -308,6 +309,29 @@ def deep_compression_stages(settings: ObliviousSettings, data: Dataset, dense: D
     table.insert(2, "ratio", total["dense"] / table["bytes"])
     return table
 
+
+
+def headline(table: pd.DataFrame, dense: Dense, stages: pd.DataFrame) -> list[Claim]:
+    """Lecture 06's checks of :func:`compare_methods` and :func:`deep_compression_stages` (weak forms).
+
+    At the smallest budget fine-tuning recovers what each method lost; at the mildest a
+    weight mask costs under 5 points once fine-tuned; removing filters is faster than
+    masking as many weights (a timing, measured side by side); Deep Compression shrinks
+    the weights more than fivefold, its shared weights costing under 5 points.
+    """
+    pruned = table[table["method"] != "dense"]
+    smallest = pruned[pruned["budget"] == pruned["budget"].min()].set_index("method")
+    mildest = pruned[(pruned["budget"] == pruned["budget"].max()) & (pruned["method"] == "magnitude")].iloc[0]
+    acc = stages["test_acc"]
+    claims = [Claim(f"{m} at the smallest budget: fine-tuned minus pruned accuracy",
+                    row["test_acc_ft"] - row["test_acc"], ">", 0) for m, row in smallest.iterrows()]
+    return [*claims,
+            Claim("mildest weight mask, fine-tuned, minus dense accuracy", mildest["test_acc_ft"] - dense.test_acc,
+                  ">", -0.05),
+            Claim("filters' speed-up over the weight mask's (smallest budget)",
+                  smallest.loc["filters", "speedup"] / smallest.loc["magnitude", "speedup"], ">", 1),
+            Claim("Deep Compression's size ratio", stages["ratio"].iloc[-1], ">", 5),
+            Claim("quantised minus pruned + retrained accuracy", acc.iloc[3] - acc.iloc[2], ">", -0.05)]
 
 # -- lecture 01: biological parallels --------------------------------------------------------
 HUTTENLOCHER_1979 = ("Huttenlocher, P. R. (1979). Synaptic density in human frontal cortex — developmental "

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from coursekit import basics, data
+from coursekit import basics, claims, data, supermask
 
 SMALL = basics.BasicsSettings(model="mlp", epochs=2, lr=1e-2, batch_size=64, density=0.2,
                               densities=(0.5, 0.2), criteria=("large_final", "small_final", "random"),
@@ -16,7 +16,13 @@ def dense(digits):
 def test_dense_run_records_init_final_and_names(dense):
     assert dense.names == ["1.weight", "3.weight"]
     assert not (dense.init["1.weight"] == dense.final["1.weight"]).all()
-    assert dense.test_acc > 0.8
+
+
+@pytest.mark.trained
+@pytest.mark.parametrize("seed", claims.seeds(default=(0,)))
+def test_dense_network_learns_digits(digits, seed):
+    run = basics.train_dense(SMALL, digits, seed=seed)
+    claims.check("test_basics", [claims.Claim("dense MLP's test accuracy on digits", run.test_acc, ">", 0.8)])
 
 
 def test_criterion_protocol_grid_covers_every_pair(digits, dense):
@@ -52,19 +58,19 @@ def test_scope_comparison_protects_small_layers_only_when_layerwise(dense):
 
 
 @pytest.mark.slow
+@pytest.mark.headline
 @pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lecture_03_headlines_hold_for_three_seeds(seed):
-    """The notebook's ci-scale asserts are not a lucky seed."""
+@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+def test_lecture_03_headlines(seed):
+    """Lecture 03's headline for a seed the notebook does not run."""
     ds = data.load("fashion_mnist", "ci")
     settings = basics.PRESETS["ci"]
     dense = basics.train_dense(settings, ds, seed=seed)
-    supers = basics.supermask_accuracies(settings, ds, dense).set_index("criterion")["test_acc"]
-    assert supers["large_final"] > 0.4 and supers["large_final"] > supers["random"] + 0.3
-    large = basics.prune_once(settings, dense, "large_final", settings.density)
-    small = basics.prune_once(settings, dense, "small_final", settings.density)
-    assert (basics.retrain(settings, ds, dense, large, "init")
-            > basics.retrain(settings, ds, dense, small, "init") + 0.05)
+    grid = basics.criterion_protocol_grid(settings, ds, dense, batch=True, progress=False)
+    supers = basics.supermask_accuracies(settings, ds, dense)
+    _, learned = supermask.train_supermask(basics.untrained(settings, ds, seed), ds, density=0.5,
+                                           epochs=settings.supermask_epochs, seed=seed, progress=False)
+    claims.check("test_basics", basics.headline(grid, supers, learned))
 
 
 def test_batched_grid_matches_the_one_at_a_time_grid(digits, dense):

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from coursekit import critical, data
+from coursekit import claims, critical, data
 
 
 def test_blur_keeps_shape_and_removes_detail():
@@ -46,11 +46,11 @@ def test_sweep_table_has_a_gap_per_run(digits):
     assert sorted(fisher.loc[fisher["until_epoch"] == 1, "epoch"].unique()) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.headline
+@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
 def test_late_deficit_costs_more_than_early(seed):
-    """The lecture's headline at ci scale, for three seeds: a blur removed at epoch 8
-    leaves a larger accuracy gap than one removed at epoch 2, and a real one (> 2 points)."""
+    """Lecture 04's critical-period headline for a seed the notebook does not run: a blur removed at
+    epoch 8 leaves a real gap (> 2 points), and a larger one than a blur removed at epoch 2."""
     fashion = data.load("fashion_mnist", "ci")
     settings = dataclasses.replace(critical.PRESETS["ci"], seeds=(seed,), fisher_examples=8)
-    gaps = critical.critical_period_sweep(settings, fashion, progress=False).table.set_index("until_epoch")["gap"]
-    assert gaps[8] > 0.02 and gaps[8] > gaps[2] + 0.02
+    claims.check("test_critical", critical.headline(critical.critical_period_sweep(settings, fashion, progress=False)))

@@ -1,9 +1,11 @@
 import dataclasses
 import math
 
+import pandas as pd
 import pytest
 import torch
 
+from coursekit import claims
 from coursekit import information as info
 
 
@@ -56,14 +58,13 @@ def test_bad_information_requests(call, message):
         call()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.headline
+@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
 def test_fisher_rises_then_falls_and_the_output_learns(seed):
-    """Lecture 04's checks at ci scale, three seeds: in both 12-bit networks the trace of the true
-    Fisher grows tenfold, then ends below its peak; the output layer's I(Y;T) grows by 0.5 bit."""
-    for activation in ("tanh", "relu"):
-        settings = dataclasses.replace(info.PRESETS["ci"], activation=activation, seed=seed, kde_examples=64)
-        table, fisher = info.information_plane(settings, progress=False)
-        trace = fisher[fisher["kind"] == "true"].groupby("epoch")["trace"].sum()
-        assert trace.max() > 10 * trace.iloc[0] and trace.iloc[-1] < trace.max()
-        out = table[(table["layer"] == "output") & (table["estimator"] == "binned")].sort_values("epoch")
-        assert out["I_YT"].iloc[-1] > out["I_YT"].iloc[0] + 0.5
+    """Lecture 04's 12-bit checks for a seed the notebook does not run: in both networks the trace of
+    the true Fisher grows tenfold, then ends below its peak; the output layer's I(Y;T) grows by 0.5 bit."""
+    runs = [info.information_plane(dataclasses.replace(info.PRESETS["ci"], activation=act, seed=seed,
+                                                       kde_examples=64), progress=False)
+            for act in ("tanh", "relu")]
+    planes, fisher = (pd.concat(parts, ignore_index=True) for parts in zip(*runs, strict=True))
+    claims.check("test_information", info.headline(planes, fisher))

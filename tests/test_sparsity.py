@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from coursekit import data, lowrank, models, sparsity, structured
+from coursekit import claims, data, lowrank, models, sparsity, structured
 
 TINY = sparsity.ObliviousSettings(epochs=2, budgets=(0.5,), finetune_epochs=1, filter_amounts=(0.5,),
                                   rank_fractions=(0.5,), latency_batch=16, repeats=1, deep_density=0.3, bits=3)
@@ -37,8 +37,12 @@ def test_every_preset_budget_is_reachable_by_every_method(scale):
     assert 0 < sparsity.low_rank_fraction_for(net, min(settings.budgets)) < 1
 
 
-def test_dense_network_learns_digits(dense):
-    assert dense.test_acc > 0.5 and not dense.model.training
+@pytest.mark.trained
+@pytest.mark.parametrize("seed", claims.seeds(default=(0,)))
+def test_dense_network_learns_digits(digits, seed):
+    dense = sparsity.train_dense(dataclasses.replace(TINY, seed=seed), digits, progress=False)
+    assert not dense.model.training
+    claims.check("test_sparsity", [claims.Claim("dense VGG's test accuracy on digits", dense.test_acc, ">", 0.5)])
 
 
 def test_filter_amount_is_the_least_pruning_within_the_budget():
@@ -130,20 +134,16 @@ def test_synapse_density_is_the_published_table():
 
 
 @pytest.mark.slow
+@pytest.mark.headline
 @pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lecture_06_headlines_hold_for_three_seeds(seed):
-    """The notebook's ci-scale asserts are not a lucky seed: fine-tuning recovers what pruning lost,
-    a weight mask at the mildest budget costs little accuracy once fine-tuned, quantisation costs
-    little, and filter pruning, unlike a weight mask, is measurably faster."""
+@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+def test_lecture_06_headlines(seed):
+    """Lecture 06's headline for a seed the notebook does not run: fine-tuning recovers what pruning
+    lost, a mild weight mask costs little once fine-tuned, filter pruning is measurably faster than a
+    weight mask, and Deep Compression's shared weights cost little."""
     ds = data.load("fashion_mnist", "ci")
     settings = dataclasses.replace(sparsity.PRESETS["ci"], seed=seed)
     dense = sparsity.train_dense(settings, ds, progress=False)
     table = sparsity.compare_methods(settings, ds, dense, progress=False)
-    smallest = table[table["budget"] == min(settings.budgets)].set_index("method")
-    assert (smallest["test_acc_ft"] > smallest["test_acc"]).all()
-    mildest = table[(table["budget"] == max(settings.budgets)) & (table["method"] == "magnitude")].iloc[0]
-    assert mildest["test_acc_ft"] > dense.test_acc - 0.05
-    assert smallest.loc["filters", "speedup"] > smallest.loc["magnitude", "speedup"]
-    stages = sparsity.deep_compression_stages(settings, ds, dense).set_index("stage")["test_acc"]
-    assert stages.iloc[3] > stages.iloc[2] - 0.05 and stages.iloc[4] == stages.iloc[3]
+    stages = sparsity.deep_compression_stages(settings, ds, dense)
+    claims.check("test_sparsity", sparsity.headline(table, dense, stages))

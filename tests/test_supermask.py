@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from coursekit import models, rewind, supermask
+from coursekit import claims, models, rewind, supermask
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.pruning import mask_from_scores
 
@@ -18,14 +18,18 @@ def test_constant_supermask_keeps_sign_and_rescales():
     assert torch.equal(net[1].bias.detach(), init["1.bias"])
 
 
-def test_learned_supermask_leaves_weights_and_beats_chance(digits):
-    net = models.build("mlp", digits.input_shape, 10, hidden=(64,))
+@pytest.mark.trained
+@pytest.mark.parametrize("seed", claims.seeds(default=(0,)))
+def test_learned_supermask_leaves_weights_and_beats_chance(digits, seed):
+    net = models.build("mlp", digits.input_shape, 10, hidden=(64,), seed=seed)
     before = rewind.snapshot(net)
-    mask, history = supermask.train_supermask(net, digits, density=0.5, epochs=2, progress=False)
+    mask, history = supermask.train_supermask(net, digits, density=0.5, epochs=2, seed=seed, progress=False)
     assert isinstance(mask, Mask) and mask.density == pytest.approx(0.5, abs=0.01)
     assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())  # weights untouched
     assert list(history["epoch"]) == [0, 1, 2]
-    assert history["test_acc"].iloc[-1] > 0.5 > history["test_acc"].iloc[0]
+    claims.check("test_supermask", [
+        claims.Claim("learned supermask's final test accuracy", history["test_acc"].iloc[-1], ">", 0.5),
+        claims.Claim("its accuracy before learning", history["test_acc"].iloc[0], "<", 0.5)])
     with pytest.raises(ValueError, match=r"density must lie in \(0, 1\]"):
         supermask.train_supermask(net, digits, density=0.0)
 

@@ -3,21 +3,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coursekit import data, models, train
+from coursekit import claims, data, models, train
 
 
 def _mlp(ds, seed=0):
     return models.build("mlp", ds.input_shape, ds.num_classes, seed=seed, hidden=(32,))
 
 
-def test_fit_learns_digits(digits):
-    result = train.fit(_mlp(digits), digits, epochs=5, lr=0.1, batch_size=32, progress=False,
-                       eval_test=True)
+@pytest.mark.trained
+@pytest.mark.parametrize("seed", claims.seeds(default=(0,)))
+def test_fit_learns_digits(digits, seed):
+    result = train.fit(_mlp(digits, seed), digits, epochs=5, lr=0.1, batch_size=32, progress=False,
+                       eval_test=True, seed=seed)
     hist = result.history
     assert list(hist.columns) == ["step", "epoch", "train_loss", "val_loss", "val_acc",
                                   "test_loss", "test_acc"]
     assert hist["step"].iloc[0] == 0 and len(hist) == 6
-    assert hist["val_acc"].iloc[-1] > 0.85 > hist["val_acc"].iloc[0]
+    claims.check("test_train", [claims.Claim("final validation accuracy", hist["val_acc"].iloc[-1], ">", 0.85),
+                                claims.Claim("untrained validation accuracy", hist["val_acc"].iloc[0], "<", 0.85)])
     assert result.best_val_acc == hist["val_acc"].max()
     assert hist.loc[hist["step"] == result.best_step, "val_acc"].item() == result.best_val_acc
 
@@ -148,13 +151,17 @@ def test_lr_decay_anneals_per_epoch(digits):
     assert sorted(set(lrs), reverse=True) == pytest.approx([0.1, 0.05, 0.025])
 
 
-def test_penalty_is_added_to_the_loss(digits):
-    plain, penalised = _mlp(digits), _mlp(digits)
-    train.fit(plain, digits, epochs=2, lr=0.05, progress=False)
-    train.fit(penalised, digits, epochs=2, lr=0.05, progress=False,
+@pytest.mark.trained
+@pytest.mark.parametrize("seed", claims.seeds(default=(0,)))
+def test_penalty_is_added_to_the_loss(digits, seed):
+    plain, penalised = _mlp(digits, seed), _mlp(digits, seed)
+    train.fit(plain, digits, epochs=2, lr=0.05, progress=False, seed=seed)
+    train.fit(penalised, digits, epochs=2, lr=0.05, progress=False, seed=seed,
               penalty=lambda m: 5.0 * m[1].weight.pow(2).sum())
     # strong weight decay through the penalty shrinks the first layer more than twentyfold
-    assert penalised[1].weight.abs().mean() < 0.05 * plain[1].weight.abs().mean()
+    claims.check("test_train", [claims.Claim("penalised over plain mean |w| of the first layer",
+                                             penalised[1].weight.abs().mean() / plain[1].weight.abs().mean(),
+                                             "<", 0.05)])
 
 
 def test_a_checkpoint_of_another_run_or_a_broken_one_is_refused(digits, tmp_path):
