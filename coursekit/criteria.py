@@ -50,16 +50,34 @@ def small_init(w_init, w_final, generator=None):
     return -w_init.abs()
 
 
+def percentile_rank(x: torch.Tensor) -> torch.Tensor:
+    """Each entry's rank in its own tensor, scaled to (0, 1] (ties by position).
+
+    >>> percentile_rank(torch.tensor([0.3, 0.1, 0.2]))
+    tensor([1.0000, 0.3333, 0.6667])
+    """
+    ranks = torch.empty(x.numel(), device=x.device)
+    ranks[torch.sort(x.flatten(), stable=True).indices] = torch.arange(1, x.numel() + 1, device=x.device,
+                                                                        dtype=ranks.dtype)
+    return (ranks / x.numel()).reshape(x.shape)
+
+
 @register("large_init_large_final")
 def large_init_large_final(w_init, w_final, generator=None):
-    """Keep weights large at both ends, min(|w_i|, |w_f|): above one threshold twice."""
-    return torch.minimum(w_init.abs(), w_final.abs())
+    """Keep weights large at both ends: above the same percentile of |w_i| and of |w_f|.
+
+    Zhou et al.'s code thresholds each magnitude at the same percentile of its own
+    distribution; the score min(rank|w_i|, rank|w_f|) (percentile ranks within the
+    tensor) keeps exactly the weights above a common percentile in both. A raw
+    min(|w_i|, |w_f|) would mix two scales (trained weights are larger) instead.
+    """
+    return torch.minimum(percentile_rank(w_init.abs()), percentile_rank(w_final.abs()))
 
 
 @register("small_init_small_final")
 def small_init_small_final(w_init, w_final, generator=None):
-    """Keep weights small at both ends, −max(|w_i|, |w_f|)."""
-    return -torch.maximum(w_init.abs(), w_final.abs())
+    """Keep weights small at both ends: below the same percentile of |w_i| and of |w_f| (as above)."""
+    return -torch.maximum(percentile_rank(w_init.abs()), percentile_rank(w_final.abs()))
 
 
 @register("magnitude_increase")

@@ -185,7 +185,12 @@ class Mask(Mapping[str, torch.Tensor]):
 
     @torch.no_grad()
     def apply(self, model: nn.Module) -> nn.Module:
-        """Zero the pruned weights of ``model`` in place; returns the model."""
+        """Zero the pruned weights of ``model`` in place; returns the model.
+
+        Zeroing multiplies by 0, so a pruned negative weight becomes ``-0.0``: equal to
+        ``0.0`` in every comparison, count and product, but with its sign bit set
+        (``torch.signbit``) and different bytes in a saved file.
+        """
         self.check(model)
         params = dict(model.named_parameters())
         for name, keep in self.items():
@@ -195,7 +200,10 @@ class Mask(Mapping[str, torch.Tensor]):
     def hook(self, model: nn.Module) -> Hook:
         """A :func:`coursekit.train.fit` hook that re-zeroes pruned weights after every step.
 
-        Also zeroes them once now, so the first forward pass is masked too.
+        Also zeroes them once now, so the first forward pass is masked too. ``fit`` runs
+        hooks that mask weights (``hook.masks_weights``) before all others, whatever the
+        order they were given in, so every other hook sees the masked weights. Pruned
+        entries are ``±0.0`` (see :meth:`apply`).
         """
         self.apply(model)
         params = dict(model.named_parameters())
@@ -206,6 +214,7 @@ class Mask(Mapping[str, torch.Tensor]):
         def rezero(ctx: StepContext | None = None) -> None:
             torch._foreach_mul_(targets, factors)
 
+        rezero.masks_weights = True
         return rezero
 
     # -- storing ---------------------------------------------------------------------------

@@ -4,8 +4,8 @@ Magnitude pruning asks only how large a weight is. The methods here ask the data
 
 * **ablation** — the exact change of the loss when one weight is set to zero
   (:func:`ablation`; one forward pass of the rest of the network per weight);
-* **Taylor** — its first-order estimate ``ΔL ≈ −g·w``, scored ``|g·w|``
-  (Molchanov et al. 2017);
+* **Taylor** — its first-order estimate ``ΔL ≈ −g·w``, scored ``|g·w|`` per weight
+  (Molchanov et al. 2019; their 2017 paper scores whole feature maps, ``|mean(a·∂L/∂a)|``);
 * **OBD** — the second-order term at a minimum, where ``g ≈ 0``: ``½ H_qq w_q²``
   with the Hessian's diagonal (LeCun, Denker & Solla 1990; here estimated with
   Hutchinson's ``E[z ⊙ Hz]``, :func:`hessian_diagonal`);
@@ -68,7 +68,11 @@ def loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
 
 
 def taylor(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Scores:
-    """``|g·w|``: the first-order estimate of the loss change when ``w`` is zeroed (Molchanov et al. 2017)."""
+    """``|g·w|``: the first-order estimate of the loss change when ``w`` is zeroed.
+
+    Per weight, as in Molchanov et al. 2019 ("Importance Estimation for Neural Network
+    Pruning"); Molchanov et al. 2017 applied the same expansion to whole feature maps.
+    """
     weights = prunable_parameters(model)
     return {n: (g * weights[n]).abs().detach() for n, g in loss_gradients(model, x, y).items()}
 

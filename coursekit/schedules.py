@@ -86,6 +86,8 @@ class GradualPruning:
     after every step pruned weights are re-zeroed. ``mask`` holds the current mask.
     """
 
+    masks_weights = True  # fit runs it before other hooks
+
     def __init__(self, model: nn.Module, final_density_of_all: float, start_step: int, end_step: int,
                  every: int = 10, scope: str | Mapping[str, float] = "global",
                  mask: Mask | None = None) -> None:

@@ -236,7 +236,9 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         eval_test: also evaluate on the test split at each evaluation.
         patience: stop after this many evaluations without a better validation
             accuracy; ``None`` trains all epochs (the best step is recorded anyway).
-        hooks: callables taking a :class:`StepContext`, run after every optimiser step.
+        hooks: callables taking a :class:`StepContext`, run after every optimiser step;
+            those that mask weights (``masks_weights = True``, e.g. ``Mask.hook``) run
+            first, so the others always see the masked weights.
         transform: ``transform(xb, epoch)`` changes each training minibatch, e.g. a
             sensory deficit for the first epochs (:mod:`coursekit.critical`).
         penalty: ``penalty(model)`` is added to the loss, e.g. the L1 norm of
@@ -257,7 +259,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         raise ValueError(f"eval_every must be a positive int or None, got {eval_every!r}")
     if not 0 < lr_decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
-    hooks = list(hooks)
+    hooks = sorted(hooks, key=lambda h: not getattr(h, "masks_weights", False))  # stable: masks first
     device = data.device
     _check_compatible(model, data)
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)

@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,17 +61,27 @@ def _jobs(seeds: list[int], threads: list[int], only: str | None) -> list[dict]:
     return jobs
 
 
-def _run(job: dict, raw: Path) -> dict:
+def _run(job: dict, raw: Path, timeout: int, tries: int = 2) -> dict:
+    """Run one job; a run that outlives ``timeout`` (a hung kernel) is killed and tried again."""
     log = raw / f"t{job['threads']}-s{job['seed']}-{job['name']}.jsonl"
-    log.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="margins-") as tmp:
-        env = os.environ | {"OMP_NUM_THREADS": str(job["threads"]), "MKL_NUM_THREADS": str(job["threads"]),
-                            "COURSEKIT_SCALE": "ci", "COURSEKIT_SEEDS": str(job["seed"]),
-                            "COURSEKIT_CLAIMS_LOG": str(log), "COURSEKIT_RUNS": tmp, "MPLBACKEND": "Agg"}
-        cmd = [part.replace("{tmp}", tmp) for part in job["cmd"]]
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    return {**job, "returncode": done.returncode, "log": log,
-            "tail": (done.stdout + done.stderr)[-1500:] if done.returncode else ""}
+    for _ in range(tries):
+        log.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(prefix="margins-") as tmp:
+            env = os.environ | {"OMP_NUM_THREADS": str(job["threads"]), "MKL_NUM_THREADS": str(job["threads"]),
+                                "COURSEKIT_SCALE": "ci", "COURSEKIT_SEEDS": str(job["seed"]),
+                                "COURSEKIT_CLAIMS_LOG": str(log), "COURSEKIT_RUNS": tmp, "MPLBACKEND": "Agg"}
+            cmd = [part.replace("{tmp}", tmp) for part in job["cmd"]]
+            proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, start_new_session=True)
+            try:
+                output, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
+                output, _ = proc.communicate()
+                output += f"\n[killed after {timeout} s]"
+        if proc.returncode == 0 or "[killed after" not in output:
+            break
+    return {**job, "returncode": proc.returncode, "log": log, "tail": output[-1500:] if proc.returncode else ""}
 
 
 def _claims(results: list[dict]) -> pd.DataFrame:
@@ -116,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", default="1,2", help="comma-separated torch thread counts (default 1,2)")
     p.add_argument("--only", help="run only notebooks and test files whose name contains this")
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to fill (default: all)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds before a run counts as hung (default 900)")
     p.add_argument("-o", "--out", default=str(REPO / "build" / "margins"), help="output folder")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             mine = [j for j in jobs if j["threads"] == t]
             with ThreadPoolExecutor(max_workers=max(1, args.cores // t)) as pool:
-                for result in pool.map(lambda j: _run(j, raw), mine):
+                for result in pool.map(lambda j: _run(j, raw, args.timeout), mine):
                     results.append(result)
                     bar.update()
     for r in results:

@@ -16,8 +16,8 @@ EXPECTED_KEEP = {
     "small_final": [0, 3],
     "large_init": [0, 3],                 # |w_i| = 1 .25 .5 .75
     "small_init": [1, 2],
-    "large_init_large_final": [0, 2],     # min = .25 .25 .5 0
-    "small_init_small_final": [2, 3],     # max = 1 1.5 .75 .75
+    "large_init_large_final": [0, 2],     # percentile ranks: |w_i| 1 .25 .5 .75, |w_f| .5 1 .75 .25
+    "small_init_small_final": [2, 3],     # (min .5 .25 .5 .25; max 1 1 .75 .75)
     "magnitude_increase": [1, 2],         # |w_f| - |w_i| = -.75 1.25 .25 -.75
     "movement": [0, 1],                   # |w_f - w_i| = .75 1.25 .25 .75
 }
@@ -27,6 +27,15 @@ EXPECTED_KEEP = {
 def test_criterion_keeps_the_expected_weights(name):
     mask = mask_from_scores({"w": criteria.score(name, W_INIT, W_FINAL)}, 0.5)
     assert torch.nonzero(mask["w"]).flatten().tolist() == EXPECTED_KEEP[name]
+
+
+def test_large_init_large_final_compares_percentiles_not_raw_magnitudes():
+    """Zhou et al. threshold |w_i| and |w_f| each at the same percentile of its own distribution:
+    with init weights 100x smaller than trained ones, a raw min(|w_i|, |w_f|) would be large_init."""
+    w_init, w_final = torch.tensor([0.01, 0.02, 0.03, 0.04]), torch.tensor([4.0, 3.0, 2.0, 1.0])
+    mask = mask_from_scores({"w": criteria.score("large_init_large_final", w_init, w_final)}, 0.5)
+    assert mask["w"].tolist() == [False, True, True, False]  # in the top half of both rankings
+    assert criteria.percentile_rank(torch.tensor([2.0, 2.0, 1.0])).tolist() == pytest.approx([2 / 3, 1, 1 / 3])
 
 
 def test_random_criterion_follows_its_generator():
@@ -60,5 +69,5 @@ def test_every_criterion_on_a_two_layer_network_layerwise():
         assert torch.nonzero(mask["0.weight"].flatten()).flatten().tolist() == keep, name
         flipped = sorted(3 - i for i in keep)  # the same weights, stored in reverse order
         # ...except where a tie now goes to another weight (the earlier position wins)
-        flipped = {"large_init_large_final": [1, 2], "movement": [0, 2]}.get(name, flipped)
+        flipped = {"movement": [0, 2]}.get(name, flipped)
         assert torch.nonzero(mask["1.weight"].flatten()).flatten().tolist() == flipped, name

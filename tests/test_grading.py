@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 
 import nbformat
 import pandas as pd
@@ -16,6 +18,7 @@ from nbformat.v4 import new_code_cell
 
 from coursekit import cli
 from coursekit.course import LABS
+from coursekit.grading import grade as grade_module
 from coursekit.grading import labfmt
 from coursekit.grading.grade import Bundle, Limits, assemble, grade_batch
 
@@ -280,3 +283,65 @@ def test_grade_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["grade", "b", "s", "-j", "0"])
     assert exc.value.code == 2
+
+
+@pytest.fixture
+def cpu_hogs():
+    """Two processes that keep both cores busy for as long as the test runs."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
+
+
+def test_a_loaded_machine_costs_an_honest_student_nothing(released, tmp_path, cpu_hogs):
+    """Graded two at a time beside two CPU hogs, with a 10 s cap per cell: a slow instructor cell
+    (importing torch, loading data) is run again with more time, never charged to the student."""
+    student, bundle = released
+    every, grades = tmp_path / "all", tmp_path / "grades"
+    every.mkdir()
+    _make_submissions(nbformat.read(student, as_version=4), every, grades)
+    picked = ("passes_all", "infinite_loop_in_q1", "kernel_exit_in_q2", "sys_exit_in_q4")
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    for name in picked:
+        (subs / f"{name}.ipynb").write_bytes((every / f"{name}.ipynb").read_bytes())
+    limits = Limits(cell_timeout=10, notebook_timeout=600, memory_bytes=3 * 2**30)
+    book = grade_batch(bundle, subs, grades, jobs=2, limits=limits, progress=False).set_index("student")
+    assert book["total"].to_dict() == {name: EXPECTED[name] for name in sorted(picked)}
+    assert (book["status"] == "graded").all()
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_an_environment_failure_is_tried_again_alone_and_never_scored_zero(released, tmp_path, monkeypatch,
+                                                                            failures):
+    """The first ``failures`` runs of the submission stop in an instructor's cell: once, the batch's
+    retry (alone, at the end) grades it; twice, it is reported as not gradable, with no score."""
+    student, bundle = released
+    subs, grades = tmp_path / "submissions", tmp_path / "grades"
+    subs.mkdir()
+    nbformat.write(_solved(nbformat.read(student, as_version=4)), subs / "honest.ipynb")
+    real, calls = grade_module._execute, []
+
+    def stuck_at_first(notebook, workdir, limits, parameters):
+        calls.append(workdir)
+        if len(calls) <= failures:
+            return None, [{"cell": 2, "id": "setup", "reason": "the instructor's cell ran longer than its limit "
+                                                                "of 40s twice", "environment": True}]
+        return real(notebook, workdir, limits, parameters)
+
+    monkeypatch.setattr(grade_module, "_execute", stuck_at_first)
+    book = grade_batch(bundle, subs, grades, progress=False).set_index("student")
+    feedback = (grades / "honest" / "feedback.md").read_text()
+    if failures == 1:
+        assert len(calls) == 2 and book.loc["honest", "total"] == 10 and book.loc["honest", "status"] == "graded"
+        return
+    assert len(calls) == 2 and pd.isna(book.loc["honest", "total"]) and pd.isna(book.loc["honest", "q1"])
+    assert book.loc["honest", "status"].startswith("could not grade: the grader's environment")
+    assert "Not graded yet" in feedback and "No points were taken" in feedback and "Score" not in feedback
+    on_disk = pd.read_csv(grades / "gradebook.csv").set_index("student")
+    assert pd.isna(on_disk.loc["honest", "total"])
+    monkeypatch.setattr(grade_module, "_execute", real)
+    again = grade_batch(bundle, subs, grades, progress=False).set_index("student")  # not skipped as graded
+    assert again.loc["honest", "total"] == 10

@@ -70,3 +70,44 @@ def test_hang_and_crash_cost_one_cell(tmp_path):
     assert [i["cell"] for i in incidents] == [1, 2]
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert out.cells[3].outputs[0]["text"] == "2\n"
+
+
+def _notebook(tmp_path, *cells):
+    nb = new_notebook(cells=[new_code_cell(c) if isinstance(c, str) else c for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    return tmp_path / "n.ipynb"
+
+
+def _locked(source, timeout):
+    cell = new_code_cell(source)
+    cell.metadata["coursekit"] = {"id": "setup", "locked": True, "timeout": timeout}
+    return cell
+
+
+def test_a_slow_instructor_cell_is_run_again_with_more_time_not_charged(tmp_path):
+    """A locked cell past its limit (a loaded machine) is never replaced: it gets four times the time."""
+    path = _notebook(tmp_path, _locked("import time\ntime.sleep(2.5)\nx = 1", timeout=1), "print(x + 1)")
+    incidents = execute.run(path, tmp_path / "out.ipynb", cell_timeout=60)
+    assert [(i["id"], i.get("environment")) for i in incidents] == [("setup", None)]
+    assert "not charged to the student" in incidents[0]["reason"] and "limit of 4s" in incidents[0]["reason"]
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[1].outputs[0]["text"] == "2\n"
+
+
+def test_an_instructor_cell_that_fails_twice_is_the_environment(tmp_path):
+    path = _notebook(tmp_path, _locked("import time\ntime.sleep(30)", timeout=1), "print('student')")
+    incidents = execute.run(path, tmp_path / "out.ipynb", cell_timeout=60)
+    assert [i.get("environment") for i in incidents] == [None, True]
+    assert "the grader's environment, not the submission" in incidents[-1]["reason"]
+
+
+def test_a_cells_limit_is_its_solution_time_scaled_and_capped():
+    from coursekit.grading.grade import Limits
+
+    limits = Limits(cell_timeout=60, floor=30, factor=10)
+    assert [limits.cell_limit(t) for t in (None, 0.01, 2.0, 100.0)] == [60, 31, 50, 60]
+    cell = new_code_cell("x")
+    assert execute._limit(cell, 60) == 60
+    cell.metadata["coursekit"] = {"timeout": 7}
+    assert execute._limit(cell, 60) == 7

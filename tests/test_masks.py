@@ -145,3 +145,16 @@ def test_a_mask_on_a_model_pruned_by_torch_names_the_cause():
         with pytest.raises(ValueError, match=r"pruned with torch.nn.utils.prune .*1.weight_orig.*"
                                              r"Mask.from_torch_prune"):
             use(net)
+
+
+def test_fit_runs_the_mask_hook_before_the_others_whatever_their_order(digits):
+    """A hook listed before the mask's still sees pruned weights at exactly zero."""
+    net = models.build("mlp", digits.input_shape, 10, hidden=(16,))
+    mask = mask_from_scores({n: p.detach().abs() for n, p in prunable_parameters(net).items()}, 0.3)
+    seen = []
+
+    def looks(ctx):
+        seen.append(max(int(p[~mask[n]].count_nonzero()) for n, p in ctx.model.named_parameters() if n in mask))
+
+    train.fit(net, digits, epochs=1, optimizer="adam", lr=1e-2, hooks=[looks, mask.hook(net)], progress=False)
+    assert seen and max(seen) == 0

@@ -16,6 +16,10 @@ def test_constant_supermask_keeps_sign_and_rescales():
     expected = torch.sign(w0) * w0.std() / 0.25**0.5 * keep
     assert torch.allclose(w, expected)
     assert torch.equal(net[1].bias.detach(), init["1.bias"])
+    supermask.constant_supermask(net, mask, init, rescale="zhou")  # dynamic weight rescaling: total / kept
+    assert torch.allclose(net[1].weight.detach(), torch.sign(w0) * w0.std() / 0.25 * keep)
+    with pytest.raises(ValueError, match="unknown rescale 'sqrt'"):
+        supermask.constant_supermask(net, mask, init, rescale="sqrt")
 
 
 @pytest.mark.trained

@@ -1,10 +1,16 @@
 """Run one notebook so that a hang or a crash costs one cell, not the rest of the notebook.
 
 Papermill stops at the first failing cell. Here it runs with ``allow_errors`` (an
-exception in a cell is recorded and execution goes on), and when a cell hangs past the
-per-cell timeout or kills the kernel (``os._exit``, a segfault, running out of memory),
-that cell is replaced by a comment saying so and the notebook is run again from the top
-in a fresh kernel, up to ``max_attempts`` times.
+exception in a cell is recorded and execution goes on), and when a student's cell hangs
+past its time limit or kills the kernel (``os._exit``, a segfault, running out of
+memory), that cell is replaced by a comment saying so and the notebook is run again from
+the top in a fresh kernel, up to ``max_attempts`` times.
+
+Each cell's limit is ``metadata.coursekit.timeout`` (set by the grader from the time the
+solution took), else ``cell_timeout``. A cell marked ``locked`` is the instructor's: when
+it times out or stops the kernel, the student is never charged. It is run again once with
+four times its limit; if it fails again the notebook is reported as not gradable here
+(an incident with ``"environment": true``), and the grader tries it later, alone.
 
 Run as ``python -m coursekit.grading.execute JOB.json`` by :mod:`coursekit.grading.grade`,
 inside its own process with a memory limit, so a submission cannot take the grader with it.
@@ -51,9 +57,17 @@ def _truncate(nb: nbformat.NotebookNode) -> None:
                     data[mime] = data[mime][:MAX_OUTPUT_CHARS] + "\n… [output truncated by the grader]"
 
 
+LOCKED_RETRY_FACTOR = 4
+
+
+def _limit(cell: nbformat.NotebookNode, default: int) -> int:
+    """The time limit of ``cell`` in seconds: its ``metadata.coursekit.timeout``, else ``default``."""
+    return int(cell.get("metadata", {}).get("coursekit", {}).get("timeout") or default)
+
+
 def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 4,
         parameters: dict | None = None) -> list[dict]:
-    """Execute ``notebook`` into ``output``; return incidents (cells removed, and why)."""
+    """Execute ``notebook`` into ``output``; return incidents (cells removed or retried, and why)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -64,6 +78,7 @@ def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 4,
             papermill.execute_notebook(str(current), str(output), parameters=parameters or {},
                                        kernel_name="python3", cwd=str(output.parent),
                                        progress_bar=False, execution_timeout=cell_timeout,
+                                       timeout_func=lambda cell: _limit(cell, cell_timeout),
                                        allow_errors=True, interrupt_on_timeout=False)
             break
         except PapermillExecutionError:
@@ -73,20 +88,31 @@ def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 4,
             index = _culprit(executed)
             if index is None:
                 incidents.append({"cell": None, "reason": f"execution stopped: {type(err).__name__}: "
-                                                          f"{str(err)[:300]}"})
+                                                          f"{str(err)[:300]}", "environment": True})
                 break
-            reason = (f"ran longer than the per-cell limit of {cell_timeout}s"
-                      if "timed out" in str(err).lower() or isinstance(err, TimeoutError)
-                      else "stopped the kernel (crash, exit or out of memory)")
             source = nbformat.read(current, as_version=4)
             cell = source.cells[index]
-            incidents.append({"cell": index, "id": cell.metadata.get("coursekit", {}).get("id"),
-                              "reason": reason, "attempt": attempt})
-            source.cells[index].source = f"# removed by the grader: this cell {reason}\n"
+            role = cell.metadata.setdefault("coursekit", {})
+            limit = _limit(cell, cell_timeout)
+            reason = (f"ran longer than its limit of {limit}s"
+                      if "timed out" in str(err).lower() or isinstance(err, TimeoutError)
+                      else "stopped the kernel (crash, exit or out of memory)")
+            incident = {"cell": index, "id": role.get("id"), "reason": reason, "attempt": attempt}
+            if role.get("locked") and not role.get("retried"):
+                role["timeout"], role["retried"] = LOCKED_RETRY_FACTOR * limit, True
+                incidents.append(incident | {"reason": f"the instructor's cell {reason}; run again with a "
+                                                       f"limit of {role['timeout']}s (not charged to the student)"})
+            elif role.get("locked"):
+                incidents.append(incident | {"reason": f"the instructor's cell {reason} twice: the grader's "
+                                                       "environment, not the submission", "environment": True})
+                break
+            else:
+                incidents.append(incident)
+                cell.source = f"# removed by the grader: this cell {reason}\n"
             current = output.with_name(f"attempt{attempt}.ipynb")
             nbformat.write(source, current)
     else:
-        incidents.append({"cell": None, "reason": f"gave up after {max_attempts} attempts"})
+        incidents.append({"cell": None, "reason": f"gave up after {max_attempts} attempts: too many cells hang or crash"})
     if output.is_file():
         executed = nbformat.read(output, as_version=4)
         _truncate(executed)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -36,6 +37,7 @@ from coursekit.grading import checks as checks_mod
 from coursekit.grading.labfmt import Template, cell_id, checksum
 
 BUNDLE_FILE, HIDDEN_FILE = "bundle.json", "hidden_tests.py"
+COULD_NOT_GRADE = "could not grade: the grader's environment: "
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Bundle:
     template: Template
     checks: list[checks_mod.Check]
     reference: dict[str, object]
+    cell_seconds: dict[str, float]  # cell id → seconds the solution took at release
 
     @classmethod
     def load(cls, path: str | Path) -> Bundle:
@@ -55,7 +58,7 @@ class Bundle:
                                     "`coursekit release LAB_DIR -o OUT`")
         data = json.loads((path / BUNDLE_FILE).read_text())
         return cls(path, Template.from_json(data["template"]), checks_mod.load(path / HIDDEN_FILE),
-                   data["reference"])
+                   data["reference"], data.get("cell_seconds", {}))
 
     @property
     def max_points(self) -> float:
@@ -64,10 +67,21 @@ class Bundle:
 
 @dataclass
 class Limits:
+    """What a submission may use. A cell's time limit is ``floor + factor ×`` the seconds the
+    solution's cell took at release, capped at ``cell_timeout`` (the cap alone for cells the
+    release did not time, such as cells a student added)."""
+
     cell_timeout: int = 60
     notebook_timeout: int = 600
     memory_bytes: int = 4 * 2**30
-    max_attempts: int = 4
+    max_attempts: int = 6
+    floor: int = 30
+    factor: float = 10.0
+
+    def cell_limit(self, measured: float | None) -> int:
+        if measured is None:
+            return self.cell_timeout
+        return min(self.cell_timeout, math.ceil(self.floor + self.factor * measured))
 
 
 def _safe_name(stem: str) -> str:
@@ -132,7 +146,7 @@ def assemble(template: Template, submission: nbformat.NotebookNode | None, check
             cell = maker(spec["source"])
             if spec["kind"] == "parameters":
                 cell.metadata["tags"] = ["parameters"]
-        cell.metadata["coursekit"] = {"id": spec["id"]}
+        cell.metadata["coursekit"] = {"id": spec["id"]} | ({"locked": True} if spec["kind"] != "answer" else {})
         out.cells.append(cell)
         for extra in extras_after.get(spec["id"], []):
             src = extra.get("source", "")
@@ -175,12 +189,12 @@ def _execute(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, par
         proc.wait(timeout=limits.notebook_timeout)
         if proc.returncode != 0:
             tail = log.read_bytes()[-300:].decode(errors="replace")
-            incidents.append({"cell": None, "reason": f"the grading worker failed: {tail}"})
+            incidents.append({"cell": None, "reason": f"the grading worker failed: {tail}", "environment": True})
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         incidents.append({"cell": None, "reason": f"the notebook ran longer than {limits.notebook_timeout}s "
-                                                  "and was stopped"})
+                                                  "and was stopped", "environment": True})
     if inc_path.is_file():
         incidents = json.loads(inc_path.read_text()) + incidents
     try:
@@ -220,7 +234,12 @@ def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
     if submission is not None:
         assembled, more = assemble(bundle.template, submission, bundle.checks, nonce)
         notes += more
+        for cell in assembled.cells:
+            role = cell.metadata["coursekit"] if "coursekit" in cell.metadata else None
+            if role is not None and role.get("id") in bundle.cell_seconds:
+                role["timeout"] = limits.cell_limit(bundle.cell_seconds[role["id"]])
         executed, incidents = _execute(assembled, workdir, limits, parameters or {"SCALE": "ci"})
+    stuck = [i["reason"] for i in incidents if i.get("environment")]
     results = _judge_all(bundle, executed, nonce)
     questions = {}
     for q, spec in bundle.template.questions.items():
@@ -229,13 +248,20 @@ def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
                         "max": sum(r["max"] for r in mine), "checks": mine}
     grade = {"lab": bundle.template.lab, "release_id": bundle.template.release_id,
              "submission_sha256": hashlib.sha256(raw).hexdigest(),
-             "total": sum(q["points"] for q in questions.values()), "max_total": bundle.max_points,
-             "questions": questions, "notes": notes, "incidents": incidents}
+             "status": COULD_NOT_GRADE + "; ".join(stuck) if stuck else "graded",
+             "total": None if stuck else sum(q["points"] for q in questions.values()),
+             "max_total": bundle.max_points, "questions": questions, "notes": notes, "incidents": incidents}
     return grade, executed
 
 
 def feedback_markdown(student: str, grade: dict) -> str:
     """What a student reads: points per question, each check passed or failed with its message."""
+    if not graded(grade):
+        return "\n".join([
+            f"# {grade['lab']}: feedback for {student}", "",
+            "**Not graded yet.** Your notebook could not be run to the end on the grading machine, for a "
+            "reason that is not your work's (" + grade["status"].removeprefix(COULD_NOT_GRADE) + "). "
+            "No points were taken; your instructor will grade it again.", ""])
     lines = [f"# {grade['lab']}: feedback for {student}", "",
              f"**Score: {grade['total']:g} / {grade['max_total']:g}**", "",
              "| question | points | |", "|---|---|---|"]
@@ -253,6 +279,11 @@ def feedback_markdown(student: str, grade: dict) -> str:
         lines += [f"- cell {i.get('id') or i.get('cell')}: {i['reason']}" if i.get("cell") is not None
                   else f"- {i['reason']}" for i in grade["incidents"]]
     return "\n".join(lines) + "\n"
+
+
+def graded(grade: dict) -> bool:
+    """Whether a grade holds a score (``False``: the grader's environment stopped it)."""
+    return grade.get("status", "graded") == "graded"
 
 
 def _write_atomic(path: Path, text: str) -> str:
@@ -283,7 +314,7 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
             try:
                 old = json.loads(existing.read_text())
                 if (old.get("submission_sha256") == hashlib.sha256(raw).hexdigest()
-                        and old.get("release_id") == bundle.template.release_id):
+                        and old.get("release_id") == bundle.template.release_id and graded(old)):
                     grades[student] = old
                     continue
             except (OSError, ValueError):
@@ -314,6 +345,10 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
             _restore_tampered(written, grades, out)
             bar.update()
     bar.close()
+    # what the environment stopped (a loaded machine, a slow disk) is tried again, alone
+    for student in [s for s in todo if not graded(grades[s])]:
+        record(*one(student))
+        _restore_tampered(written, grades, out)
     return _gradebook(grades, bundle, out)
 
 
@@ -336,11 +371,12 @@ def _restore_tampered(written: dict[Path, str], grades: dict[str, dict], out: Pa
 def _gradebook(grades: dict[str, dict], bundle: Bundle, out: Path) -> pd.DataFrame:
     rows = []
     for student, g in sorted(grades.items()):
-        row = {"student": student}
-        row |= {q: info["points"] for q, info in g["questions"].items()}
+        row = {"student": student, "status": g.get("status", "graded")}
+        if graded(g):
+            row |= {q: info["points"] for q, info in g["questions"].items()}
         row |= {"total": g["total"], "max": g["max_total"], "notes": len(g["notes"]) + len(g["incidents"])}
         rows.append(row)
-    table = pd.DataFrame(rows, columns=["student", *bundle.template.questions, "total", "max", "notes"])
+    table = pd.DataFrame(rows, columns=["student", *bundle.template.questions, "total", "max", "status", "notes"])
     tmp = out / "gradebook.csv.tmp"
     table.to_csv(tmp, index=False)
     os.replace(tmp, out / "gradebook.csv")

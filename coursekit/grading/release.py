@@ -4,7 +4,8 @@ Before anything is written the release is tested, as otter-grader does: the sour
 notebook (with solutions) must earn full marks from its own hidden checks and run its
 public tests without error, and the blank student notebook must earn no points. The
 evidence the solution produces is stored in the bundle as the reference the checks
-compare against. Students get ``OUT/<lab>/<lab>.ipynb``; instructors keep
+compare against, and the seconds each of its cells took, which set the grader's per-cell
+time limits. Students get ``OUT/<lab>/<lab>.ipynb``; instructors keep
 ``OUT/<lab>-grader/`` (bundle.json and hidden_tests.py) away from them.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 from coursekit.grading import checks as checks_mod
-from coursekit.grading.grade import BUNDLE_FILE, HIDDEN_FILE, Bundle, Limits, grade_notebook
+from coursekit.grading.grade import BUNDLE_FILE, HIDDEN_FILE, Bundle, Limits, grade_notebook, graded
 from coursekit.grading.labfmt import read_source, student_notebook
 
 
@@ -61,7 +62,7 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
         work = tmp / "solution"
         work.mkdir()
         grade, executed = grade_notebook(Bundle.load(staging), nbformat.writes(source).encode(), work, limits)
-        reference = _evidence(executed)
+        reference, first_seconds = _evidence(executed), _cell_seconds(executed)
         (staging / BUNDLE_FILE).write_text(json.dumps({"template": template.to_json(),
                                                        "reference": reference}, indent=1))
         bundle = Bundle.load(staging)
@@ -72,6 +73,9 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
                     for c in q["checks"] if not c["passed"]]
         problems += _public_test_errors(executed)
         problems += [i["reason"] for i in grade["incidents"]]
+        seconds = {cid: max(t, first_seconds.get(cid, 0.0)) for cid, t in _cell_seconds(executed).items()}
+        (staging / BUNDLE_FILE).write_text(json.dumps({"template": template.to_json(), "reference": reference,
+                                                       "cell_seconds": seconds}, indent=1))
         if problems:
             raise ValueError("refusing to release: the solution does not earn full marks:\n  "
                              + "\n  ".join(problems))
@@ -80,6 +84,8 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
         work = tmp / "blank"
         work.mkdir()
         blank, _ = grade_notebook(bundle, nbformat.writes(student).encode(), work, limits)
+        if not graded(blank):
+            raise ValueError(f"refusing to release: the blank notebook could not be run ({blank['status']})")
         if blank["total"] > 0:
             earned = [c["check"] for q in blank["questions"].values() for c in q["checks"] if c["passed"]]
             raise ValueError(f"refusing to release: the blank notebook passes checks {earned}; "
@@ -93,6 +99,20 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
         nbformat.write(student, student_dir / f"{template.lab}.ipynb")
         shutil.copytree(staging, bundle_dir)
     return student_dir / f"{template.lab}.ipynb", bundle_dir
+
+
+def _cell_seconds(executed: nbformat.NotebookNode | None) -> dict[str, float]:
+    """Cell id → seconds the solution's cell ran (papermill's record); the grader's limits scale with them.
+
+    The release runs the solution twice and keeps the longer time of each cell.
+    """
+    seconds = {}
+    for cell in executed.cells if executed is not None else []:
+        cid = cell.get("metadata", {}).get("coursekit", {}).get("id")
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cid and isinstance(duration, (int, float)):
+            seconds[cid] = round(float(duration), 3)
+    return seconds
 
 
 def _evidence(executed: nbformat.NotebookNode | None) -> dict[str, object]:
