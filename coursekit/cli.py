@@ -149,7 +149,8 @@ def parser() -> argparse.ArgumentParser:
     rl = sub.add_parser("release", help="test a lab and write the student notebook and grader bundle")
     rl.add_argument("lab", help="the lab folder, e.g. labs/lab01_lottery")
     rl.add_argument("-o", "--output", default="release", help="output folder (default: release)")
-    rl.add_argument("--cell-timeout", type=_positive(int), default=120, help="seconds per cell")
+    rl.add_argument("--cell-timeout", type=_positive(int), default=120,
+                    help="seconds each cell of the solution may run while the release is tested (default 120)")
     rl.set_defaults(func=_cmd_release)
 
     g = sub.add_parser("grade", help="grade a folder of submitted notebooks")
@@ -158,7 +159,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", default="grades", help="grades folder (default: grades)")
     g.add_argument("-j", "--jobs", type=_positive(int), default=1, help="submissions graded at once")
     g.add_argument("--force", action="store_true", help="re-grade submissions already graded")
-    g.add_argument("--cell-timeout", type=_positive(int), default=60, help="seconds per cell (default 60)")
+    g.add_argument("--cell-timeout", type=_positive(int), default=60,
+                   help="the most seconds any cell may run (default 60); below it, a cell may run 30 s plus "
+                        "10 times what the solution's cell took")
     g.add_argument("--notebook-timeout", type=_positive(int), default=600,
                    help="seconds per notebook (default 600)")
     g.add_argument("--memory-gb", type=_positive(float), default=4.0, help="memory per submission (GiB)")

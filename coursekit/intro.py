@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from coursekit import models
 from coursekit.data import Dataset
+from coursekit.runtime import check_fields
 from coursekit.train import FitResult, fit
 
 
@@ -22,6 +23,11 @@ class IntroSettings:
     lr: float = 0.1
     batch_size: int = 60
     width: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not self.width > 0:
+            raise ValueError(f"IntroSettings needs epochs >= 1, batch_size >= 1, lr > 0 and width > 0; got {self}")
 
 
 PRESETS = {

@@ -78,8 +78,6 @@ class LotterySettings(TrainSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.model not in models.MODELS:
-            raise ValueError(f"unknown model {self.model!r}; expected one of {tuple(models.MODELS)}")
         criteria.get(self.criterion)
         for field in ("protocols", "controls", "seeds"):
             value = getattr(self, field)

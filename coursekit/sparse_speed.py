@@ -37,6 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit import compress, runtime
+from coursekit.runtime import check_fields
 
 VARIANTS = ("dense", "csr", "structured")
 
@@ -300,6 +301,17 @@ class SpeedSettings:
     bits: int = 5
     index_bits: int = 5
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        _check_densities(self.densities)
+        if min(self.sizes + self.storage_sizes, default=0) < 1 or not self.sizes or self.batch < 1:
+            raise ValueError(f"SpeedSettings needs positive layer sizes (at least one timed) and batch >= 1; "
+                             f"got sizes={self.sizes}, storage_sizes={self.storage_sizes}, batch={self.batch}")
+        if self.repeats < 1 or self.number < 1 or not 1 <= self.bits <= 16 or not 1 <= self.index_bits <= 16:
+            raise ValueError("SpeedSettings needs repeats >= 1, number >= 1 and bits, index_bits in 1..16; "
+                             f"got repeats={self.repeats}, number={self.number}, bits={self.bits}, "
+                             f"index_bits={self.index_bits}")
 
 
 PRESETS = {  # lectures/01_why_sparsity.ipynb

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from coursekit import models
 from coursekit.claims import Claim
+from coursekit.runtime import check_fields
 from coursekit.train import make_optimizer
 
 
@@ -36,6 +37,12 @@ class SpectralSettings:
     lr: float = 3e-4
     record_every: int = 50
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if min(self.points, self.depth, self.width, self.steps, self.record_every) < 1 or not self.lr > 0:
+            raise ValueError(f"SpectralSettings needs points, depth, width, steps, record_every >= 1 and lr > 0; "
+                             f"got {self}")
 
 
 def _grid(points: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from coursekit import files
 from coursekit.data import Dataset, batches
+from coursekit.models import MODELS
 from coursekit.runtime import check_fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -43,6 +44,8 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {tuple(MODELS)}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"{type(self).__name__} needs epochs >= 1, batch_size >= 1 and lr > 0; got "
                              f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")

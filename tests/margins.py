@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the notebooks' kernels run in lectures/
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     results = []
