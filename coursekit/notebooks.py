@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -58,6 +59,31 @@ def problems(path: str | Path) -> list[str]:
     return found
 
 
+async def _get_msg_in_slices(self, timeout: float | None = None) -> dict:
+    """``AsyncZMQSocketChannel.get_msg``, waiting at most a second at a time.
+
+    Under load, nbclient sometimes waits for ever on a message the kernel has already
+    sent (the kernel idle, the client parked in its event loop: seen with papermill at
+    ``ci`` scale, two notebooks at once; jupyter/nbclient#312 and jupyter_client#922
+    report the same). Waiting in slices re-polls the socket every second, so a missed
+    wake-up costs a second instead of the run.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+        if await self.socket.poll(int(wait * 1000)):
+            return await self._recv()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise queue.Empty
+
+
+def patient_polling() -> None:
+    """Make every notebook run of this process poll its kernel in slices (see above); idempotent."""
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    AsyncZMQSocketChannel.get_msg = _get_msg_in_slices
+
+
 def run(path: str | Path, out: str | Path | None = None, scale: str = "ci",
         parameters: Mapping[str, Any] | None = None, timeout: int | None = None) -> Path:
     """Execute the notebook at ``path`` with papermill at ``scale``; return the executed copy.
@@ -73,6 +99,7 @@ def run(path: str | Path, out: str | Path | None = None, scale: str = "ci",
         raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
     out = Path(out) if out is not None else Path("build") / scale / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
+    patient_polling()
     papermill.execute_notebook(str(path), str(out), parameters={"SCALE": scale, **(parameters or {})},
                                cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
                                kernel_name="python3")

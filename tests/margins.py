@@ -64,6 +64,7 @@ def _jobs(seeds: list[int], threads: list[int], only: str | None) -> list[dict]:
 def _run(job: dict, raw: Path, timeout: int, tries: int = 2) -> dict:
     """Run one job; a run that outlives ``timeout`` (a hung kernel) is killed and tried again."""
     log = raw / f"t{job['threads']}-s{job['seed']}-{job['name']}.jsonl"
+    hung = 0
     for _ in range(tries):
         log.unlink(missing_ok=True)
         with tempfile.TemporaryDirectory(prefix="margins-") as tmp:
@@ -79,9 +80,11 @@ def _run(job: dict, raw: Path, timeout: int, tries: int = 2) -> dict:
                 os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
                 output, _ = proc.communicate()
                 output += f"\n[killed after {timeout} s]"
+                hung += 1
         if proc.returncode == 0 or "[killed after" not in output:
             break
-    return {**job, "returncode": proc.returncode, "log": log, "tail": output[-1500:] if proc.returncode else ""}
+    return {**job, "returncode": proc.returncode, "log": log, "hung": hung,
+            "tail": output[-1500:] if proc.returncode else ""}
 
 
 def _claims(results: list[dict]) -> pd.DataFrame:
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", default="1,2", help="comma-separated torch thread counts (default 1,2)")
     p.add_argument("--only", help="run only notebooks and test files whose name contains this")
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to fill (default: all)")
-    p.add_argument("--timeout", type=int, default=900, help="seconds before a run counts as hung (default 900)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds before a run counts as hung (default 300)")
     p.add_argument("-o", "--out", default=str(REPO / "build" / "margins"), help="output folder")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                 for result in pool.map(lambda j: _run(j, raw, args.timeout), mine):
                     results.append(result)
                     bar.update()
+    hangs = [f"{r['name']} (seed {r['seed']}, {r['threads']} threads)" for r in results if r["hung"]]
+    print(f"\n{len(hangs)} of {len(results)} runs hung and were run again: {hangs}")
     for r in results:
         if r["returncode"]:
             print(f"\n{r['name']} (seed {r['seed']}, {r['threads']} threads) exited {r['returncode']}:\n{r['tail']}")

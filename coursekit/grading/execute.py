@@ -71,6 +71,9 @@ def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 4,
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from coursekit.notebooks import patient_polling
+
+    patient_polling()
     incidents: list[dict] = []
     current = notebook
     for attempt in range(1, max_attempts + 1):
