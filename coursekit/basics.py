@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from coursekit import criteria, models, rewind, schedules, supermask
+from coursekit import criteria, models, pruning, rewind, schedules, supermask
 from coursekit.batched import fit_batched
 from coursekit.claims import Claim
 from coursekit.data import Dataset
@@ -42,6 +42,26 @@ class BasicsSettings(TrainSettings):
     scope: str = "layerwise"
     supermask_density: float = 0.2
     supermask_epochs: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, d in (("density", self.density), ("supermask_density", self.supermask_density),
+                        *(("densities", d) for d in self.densities)):
+            if not 0 < d <= 1:
+                raise ValueError(f"BasicsSettings.{name} must lie in (0, 1], got {d}")
+        if not self.densities or not self.criteria or not self.protocols:
+            raise ValueError("BasicsSettings needs at least one density, criterion and protocol")
+        for name in self.criteria:
+            criteria.get(name)
+        for name in self.protocols:
+            if rewind.get(name).source == "rewind":
+                raise ValueError("protocol 'rewind' needs a rewind point, which lecture 03's one-shot pruning "
+                                 "does not keep; use lottery.run_imp (lecture 02) for late rewinding")
+        if self.iterative_rounds < 1 or self.supermask_epochs < 1:
+            raise ValueError(f"BasicsSettings needs iterative_rounds >= 1 and supermask_epochs >= 1, got "
+                             f"{self.iterative_rounds} and {self.supermask_epochs}")
+        if self.scope not in pruning.SCOPES:
+            raise ValueError(f"BasicsSettings.scope must be one of {pruning.SCOPES}, got {self.scope!r}")
 
 
 PRESETS = {
@@ -149,6 +169,9 @@ def criterion_density_grid(settings: BasicsSettings, data: Dataset, dense: Dense
     """
     reuse = {}
     if known is not None:
+        if not (known["density"] - settings.density).abs().lt(0.01).all():
+            raise ValueError(f"known was computed at density {sorted(known['density'].round(3).unique().tolist())} but "
+                             f"settings.density is {settings.density}; pass the grid of these settings")
         rows_init = known[known["protocol"] == "init"]
         reuse = {(r.criterion, settings.density): r.test_acc for r in rows_init.itertuples()}
     pairs = [(c, d) for c in settings.criteria for d in settings.densities]

@@ -23,6 +23,7 @@ without restarting the others.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -34,7 +35,13 @@ from tqdm.auto import tqdm
 
 from coursekit.data import Dataset, batches
 from coursekit.masks import Mask
-from coursekit.train import FitResult, _epoch_generator, make_optimizer
+from coursekit.train import (
+    FitResult,
+    _epoch_generator,
+    check_compatible,
+    check_training,
+    make_optimizer,
+)
 
 # Element-wise modules the MLP path applies to (K, B, features) tensors as they are.
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Identity)
@@ -175,8 +182,12 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
     copied back into ``models``.
     """
     k_all = len(models)
-    if len(seeds) != k_all:
-        raise ValueError(f"need one seed per model: {k_all} models, {len(seeds)} seeds")
+    if isinstance(seeds, (int, str)) or len(seeds) != k_all or not k_all:
+        raise ValueError(f"need at least one model and one seed per model: {k_all} models, seeds {seeds!r}")
+    check_training(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
+                   weight_decay=weight_decay, eval_every=eval_every, patience=patience, seeds=seeds)
+    for model in models:
+        check_compatible(model, data)
     masks = list(masks) if masks is not None else [None] * k_all
     if len(masks) != k_all:
         raise ValueError(f"need one mask (or None) per model: {k_all} models, {len(masks)} masks")
@@ -195,6 +206,10 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
     stopped = [False] * k_all
 
     def record(step: int, train_loss: list[float]) -> None:
+        bad = [(active[j], loss) for j, loss in enumerate(train_loss) if not math.isfinite(loss) and step > 0]
+        if bad:
+            raise FloatingPointError(f"the training loss of model {bad[0][0]} became {bad[0][1]} by step {step}; "
+                                     "lower the learning rate, or check the data")
         splits = ("val", "test") if eval_test else ("val",)
         metrics = {s: _evaluate(bm, *data.split(s)) for s in splits}
         for j, k in enumerate(active):

@@ -9,6 +9,10 @@ margins``) re-runs every notebook and every test marked ``trained`` for several 
 and thread counts, collects the claims :func:`check` logs to ``$COURSEKIT_CLAIMS_LOG``,
 and reports each margin in units of its spread over those runs.
 
+A ratio of timings or of traces varies by factors, not by steps: state it as a
+logarithm (``math.log2(speedup) > 0``), so that its margin counts doublings and its
+spread is not dominated by the runs where it is largest.
+
 >>> table = check("doctest", [Claim("accuracy above chance", 0.8, ">", 0.1)])
 >>> table.loc[0, "margin"].round(2), bool(table.loc[0, "holds"])
 (np.float64(0.7), True)
@@ -78,6 +82,10 @@ def check(where: str, claims: Sequence[Claim]) -> pd.DataFrame:
     Raises:
         AssertionError: naming each claim that does not hold, with its value and bound.
     """
+    if isinstance(claims, Claim) or not isinstance(claims, Sequence):
+        raise ValueError(f"{where}: claims must be a list of Claim objects, got {type(claims).__name__}")
+    if not all(isinstance(c, Claim) for c in claims):
+        raise ValueError(f"{where}: claims must be a list of Claim objects, got {[type(c).__name__ for c in claims]}")
     names = [c.name for c in claims]
     if not claims or len(set(names)) != len(names):
         raise ValueError(f"{where}: give at least one claim, each with its own name; got {names}")

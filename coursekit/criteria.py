@@ -19,7 +19,11 @@ Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], torch
 CRITERIA: dict[str, Criterion] = {}
 
 
-def register(name: str) -> Callable[[Criterion], Criterion]:
+def register(name: str, replace: bool = False) -> Callable[[Criterion], Criterion]:
+    """Decorator registering a criterion as ``name``; a taken name needs ``replace=True``."""
+    if name in CRITERIA and not replace:
+        raise ValueError(f"criterion {name!r} is already registered; choose another name (or replace=True)")
+
     def add(fn: Criterion) -> Criterion:
         CRITERIA[name] = fn
         return fn

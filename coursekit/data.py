@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from coursekit import idx
-from coursekit.runtime import get_device, preset
+from coursekit.runtime import check_fields, get_device, preset
 
 DATA_ENV = "COURSEKIT_DATA"
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
@@ -87,6 +87,14 @@ class Sizes:
     train: int | None
     val: int
     test: int | None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        for split in SPLITS:
+            value = getattr(self, split)
+            if value is not None and value < 1:
+                allowed = "a positive int" + (" or None" if split != "val" else "")
+                raise ValueError(f"Sizes.{split} must be {allowed}, got {value}")
 
 
 SIZES = {
@@ -268,6 +276,27 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.classes, tuple) or len(self.classes) < 2:
+            raise ValueError(f"data set {self.name!r}: classes must be a tuple of at least 2 names, got {self.classes!r}")
+        shape, device = self.x_train.shape[1:], self.x_train.device
+        for split in SPLITS:
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            where = f"data set {self.name!r}, {split} split"
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+                raise ValueError(f"{where}: inputs and labels must be tensors")
+            if not x.is_floating_point() or x.shape[1:] != shape or len(x) == 0 or x.device != device:
+                raise ValueError(f"{where}: inputs must be a non-empty float tensor of examples shaped like the "
+                                 f"training split's {tuple(shape)} on {device}; got {x.dtype} {tuple(x.shape)} "
+                                 f"on {x.device}")
+            if y.dtype != torch.long or y.shape != (len(x),) or y.device != device:
+                raise ValueError(f"{where}: labels must be an int64 tensor of shape ({len(x)},) on {device}, "
+                                 f"one per input; got {y.dtype} {tuple(y.shape)} on {y.device}")
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= len(self.classes):
+                raise ValueError(f"{where}: labels must lie in 0..{len(self.classes) - 1} (one per class), "
+                                 f"got {low}..{high}")
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one example, e.g. (1, 28, 28)."""
@@ -330,6 +359,10 @@ def load(name: str, scale: str | None = None, device: str | torch.device | None 
     """
     _check_name(name)
     sizes = sizes or preset(SIZES, scale)
+    if not isinstance(sizes, Sizes):
+        raise ValueError(f"sizes must be a data.Sizes(train=..., val=..., test=...), got {type(sizes).__name__}")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise ValueError(f"split_seed must be a non-negative int, got {split_seed!r}")
     x_tr, y_tr, x_te, y_te, classes = _raw(name)
     rng = np.random.default_rng(split_seed)
     perm = rng.permutation(len(y_tr))

@@ -36,11 +36,15 @@ def write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> object:
-    """``torch.load(path)`` of a checkpoint the course wrote; a broken file is named in the error."""
+def load_torch(path: str | Path, map_location: str | torch.device = "cpu", weights_only: bool = False) -> object:
+    """``torch.load(path)`` of a checkpoint the course wrote; a broken file is named in the error.
+
+    ``weights_only=True`` reads tensors and plain containers only (masks); checkpoints
+    hold the course's own objects (masks, settings) and need ``False``.
+    """
     path = Path(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as err:  # truncated zip, garbage bytes, a pickle of something else
         raise ValueError(f"checkpoint {path} cannot be read ({type(err).__name__}: {str(err)[:200]}); it is "
                          "truncated or corrupted: delete it to compute it again") from err

@@ -93,6 +93,10 @@ class LotterySettings(TrainSettings):
         unknown = [c for c in self.controls if c not in CONTROLS]
         if unknown:
             raise ValueError(f"unknown controls {unknown}; expected a subset of {CONTROLS}")
+        both = sorted(set(self.protocols) & set(self.controls))
+        if both:
+            raise ValueError(f"{both} are both protocols and controls; drop them from one, e.g. "
+                             f"controls={tuple(c for c in self.controls if c not in both)}")
         if self.scope not in ("layerwise", "global"):
             raise ValueError(f"scope must be 'layerwise' or 'global', got {self.scope!r}")
         schedules.iterative(self.prune_fraction_of_remaining, max(self.rounds, 1))
@@ -360,6 +364,10 @@ def headline(results: pd.DataFrame, settings: LotterySettings) -> list[Claim]:
     within 3 points of the dense network, at under 5 % of the weights (seed means).
     """
     ticket = settings.protocols[0]
+    rounds, variants = sorted(results["round"].unique().tolist()), set(results["variant"])
+    if settings.rounds not in rounds or not {ticket, *settings.controls} <= variants:
+        raise ValueError(f"results hold rounds {rounds} and variants {sorted(variants)}, but settings ask for round "
+                         f"{settings.rounds} and {[ticket, *settings.controls]}: pass the settings that made them")
     acc = results.groupby(["round", "variant"])["test_acc_early_stop"].mean()
     last, dense = acc.loc[settings.rounds], acc.loc[0].mean()
     claims = [Claim(f"ticket minus {c} (last round)", last[ticket] - last[c], ">", 0) for c in settings.controls]

@@ -47,6 +47,12 @@ def prunable_parameters(model: nn.Module,
     return found
 
 
+def _names(names: Iterable[str]) -> list[str]:
+    if isinstance(names, str):
+        raise ValueError(f"names must be a list of parameter names, e.g. [{names!r}], got the string {names!r}")
+    return list(names)
+
+
 def nonzero_density(model: nn.Module, names: Iterable[str] | None = None) -> float:
     """Fraction of the entries of ``names`` (default: prunable weights) that are not zero.
 
@@ -54,7 +60,7 @@ def nonzero_density(model: nn.Module, names: Iterable[str] | None = None) -> flo
     equals the mask's density exactly.
     """
     params = dict(model.named_parameters())
-    names = list(names) if names is not None else list(prunable_parameters(model))
+    names = _names(names) if names is not None else list(prunable_parameters(model))
     unknown = [n for n in names if n not in params]
     if unknown:
         raise ValueError(f"unknown parameters {unknown}; the model has {list(params)}")
@@ -83,10 +89,15 @@ class Mask(Mapping[str, torch.Tensor]):
     def __init__(self, tensors: Mapping[str, torch.Tensor], model: nn.Module | None = None) -> None:
         if not tensors:
             raise ValueError("a Mask needs at least one tensor")
+        if not isinstance(tensors, Mapping):
+            raise ValueError(f"a Mask is made from a {{parameter name: bool tensor}} mapping, got "
+                             f"{type(tensors).__name__}")
         for name, t in tensors.items():
             if not isinstance(t, torch.Tensor) or t.dtype != torch.bool:
                 kind = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
                 raise ValueError(f"mask entry {name!r} must be a bool tensor, got {kind}")
+            if t.numel() == 0:
+                raise ValueError(f"mask entry {name!r} is empty (shape {tuple(t.shape)}); a mask covers weights")
         self._tensors = dict(tensors)
         if model is not None:
             self.check(model)
@@ -115,7 +126,7 @@ class Mask(Mapping[str, torch.Tensor]):
     def ones_like(cls, model: nn.Module, names: Iterable[str] | None = None) -> Mask:
         """Keep everything: a mask over ``names`` (default: :func:`prunable_parameters`)."""
         params = dict(model.named_parameters())
-        names = list(names) if names is not None else list(prunable_parameters(model))
+        names = _names(names) if names is not None else list(prunable_parameters(model))
         unknown = [n for n in names if n not in params]
         if unknown:
             raise ValueError(f"unknown parameters {unknown}; the model has {list(params)}")
@@ -179,8 +190,13 @@ class Mask(Mapping[str, torch.Tensor]):
         return Mask({n: t.to(device) for n, t in self.items()})
 
     def __and__(self, other: Mask) -> Mask:
+        if not isinstance(other, Mask):
+            return NotImplemented
         if self.keys() != other.keys():
             raise ValueError(f"masks cover different parameters: {sorted(self)} vs {sorted(other)}")
+        shapes = {n: (tuple(self[n].shape), tuple(other[n].shape)) for n in self if self[n].shape != other[n].shape}
+        if shapes:
+            raise ValueError(f"masks differ in shape (this, other): {shapes}")
         return Mask({n: self[n] & other[n].to(self[n].device) for n in self})
 
     @torch.no_grad()
@@ -225,7 +241,10 @@ class Mask(Mapping[str, torch.Tensor]):
     @classmethod
     def load(cls, path: str | Path, model: nn.Module | None = None) -> Mask:
         """Read a mask written by :meth:`save`; with ``model``, check it fits and move it there."""
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
+        tensors = files.load_torch(path, weights_only=True)
+        if not isinstance(tensors, Mapping):
+            raise ValueError(f"{path} holds a {type(tensors).__name__}, not a mask (a {{name: bool tensor}} dict "
+                             "written by Mask.save)")
         mask = cls(tensors)
         if model is not None:
             mask.check(model)

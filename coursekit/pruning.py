@@ -32,6 +32,7 @@ Rules, chosen deliberately and tested:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 
 import torch
@@ -43,7 +44,9 @@ SCOPES = ("global", "layerwise")
 
 
 def _check_density(density: float, what: str = "density_of_all") -> None:
-    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
+    if isinstance(density, bool) or not isinstance(density, numbers.Real):
+        raise ValueError(f"{what} must be a number in (0, 1], got {type(density).__name__} {density!r}")
+    if not 0 < density <= 1:
         raise ValueError(f"{what} must lie in (0, 1], got {density!r}")
 
 
@@ -96,8 +99,12 @@ def mask_from_scores(scores: Mapping[str, torch.Tensor], density_of_all: float |
     tensor([[False,  True],
             [ True, False]])
     """
+    if not isinstance(scores, Mapping):
+        raise ValueError(f"scores must be a {{parameter name: tensor}} mapping, got {type(scores).__name__}")
     if not scores:
         raise ValueError("no scores given")
+    if not isinstance(scope, (str, Mapping)):
+        raise ValueError(f"scope must be one of {SCOPES} or a {{layer name: density}} budget, got {scope!r}")
     if isinstance(scope, Mapping):
         if density_of_all is not None:
             raise ValueError("give either density_of_all or a per-layer budget, not both")

@@ -48,6 +48,9 @@ def _reshuffle(w: torch.Tensor, keep: torch.Tensor, generator: torch.Generator |
 
 def _constant(w: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """sign(w_init) · σ, with σ the standard deviation of the layer's initial weights."""
+    if w.numel() < 2:
+        raise ValueError(f"the 'constant' protocol needs the spread of a layer's weights, but a layer has only "
+                         f"{w.numel()} (shape {tuple(w.shape)})")
     return torch.sign(w) * w.std() * keep
 
 
@@ -105,6 +108,9 @@ def reset(model: nn.Module, mask: Mask, protocol: str, init: Mapping[str, torch.
     for name, param in model.named_parameters():
         if name not in source:
             raise ValueError(f"parameter {name!r} is missing from the {spec.source} weights")
+        if source[name].shape != param.shape:
+            raise ValueError(f"the {spec.source} weights of {name!r} have shape {tuple(source[name].shape)} but the "
+                             f"model's parameter {tuple(param.shape)} (weights of another architecture?)")
         w = source[name].to(param.device, param.dtype)
         if name in mask:
             param.copy_(spec.transform(w, mask[name].to(param.device), generator))

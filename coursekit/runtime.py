@@ -115,6 +115,15 @@ def settings_for(table: Mapping[str, T], scale: str | None = None, **overrides) 
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def seeds_from(first: int, table: Mapping[str, Any], scale: str | None = None) -> tuple[int, ...]:
+    """As many seeds as the scale's preset runs, counted from ``first``.
+
+    A notebook whose experiment runs several seeds passes ``SEEDS`` if set, else
+    ``seeds_from(SEED, PRESETS, scale)``, so that ``SEED`` moves every run.
+    """
+    return tuple(range(first, first + len(preset(table, scale).seeds)))
+
+
 def _conforms(value: Any, kind: Any) -> tuple[bool, Any]:
     """Whether ``value`` is of the annotated ``kind`` (and the value to keep: lists become tuples)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
@@ -139,10 +148,11 @@ def _conforms(value: Any, kind: Any) -> tuple[bool, Any]:
     if origin is tuple:
         if not isinstance(value, (tuple, list)):
             return False, value
-        element = args[0] if len(args) == 2 and args[1] is Ellipsis else None
-        if element is None:
-            return len(args) == len(value) and all(_conforms(v, a)[0] for v, a in zip(value, args, strict=False)), tuple(value)
-        return all(_conforms(v, element)[0] for v in value), tuple(value)
+        kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(kinds) != len(value):
+            return False, value
+        checked = [_conforms(v, k) for v, k in zip(value, kinds, strict=True)]
+        return all(ok for ok, _ in checked), tuple(kept for _, kept in checked)
     return True, value  # other kinds (mappings, classes) are the class's own business
 
 

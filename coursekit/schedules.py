@@ -52,12 +52,18 @@ def iterative_budgets(prune_fraction_of_remaining: float, rounds: int,
     ``rate_multipliers`` defaults to 1 for every layer, e.g. ``{"5.weight": 0.5}`` prunes
     LeNet's output layer at half the rate (Frankle & Carbin 2019, Appendix).
     """
+    if isinstance(layers, str) or not layers:
+        raise ValueError(f"layers must be a non-empty list of layer names, got {layers!r}")
     rate_multipliers = dict(rate_multipliers or {})
     unknown = set(rate_multipliers) - set(layers)
     if unknown:
         raise ValueError(f"rate_multipliers name unknown layers {sorted(unknown)}; layers: {layers}")
     iterative(prune_fraction_of_remaining, rounds)  # validates both
     rates = {layer: prune_fraction_of_remaining * rate_multipliers.get(layer, 1.0) for layer in layers}
+    bad = {layer: rate for layer, rate in rates.items() if not 0 < rate < 1}
+    if bad:
+        raise ValueError(f"each layer's rate, prune_fraction_of_remaining × its multiplier, must lie in (0, 1); "
+                         f"got {bad}")
     return [{layer: (1 - rate) ** r for layer, rate in rates.items()} for r in range(1, rounds + 1)]
 
 
@@ -71,6 +77,10 @@ def cubic_density(step: int, final_density_of_all: float, start_step: int, end_s
     (1.0, 0.1)
     """
     _check_fraction(final_density_of_all, "final_density_of_all", low_open=False)
+    _check_fraction(initial_density_of_all, "initial_density_of_all", low_open=False)
+    if initial_density_of_all < final_density_of_all:
+        raise ValueError(f"initial_density_of_all {initial_density_of_all} is below final_density_of_all "
+                         f"{final_density_of_all}; pruning only removes weights")
     if not 0 <= start_step < end_step:
         raise ValueError(f"need 0 <= start_step < end_step, got {start_step}, {end_step}")
     s_i, s_f = 1 - initial_density_of_all, 1 - final_density_of_all
@@ -89,11 +99,14 @@ class GradualPruning:
     masks_weights = True  # fit runs it before other hooks
 
     def __init__(self, model: nn.Module, final_density_of_all: float, start_step: int, end_step: int,
-                 every: int = 10, scope: str | Mapping[str, float] = "global",
+                 every: int = 10, scope: str = "global",
                  mask: Mask | None = None) -> None:
         cubic_density(start_step, final_density_of_all, start_step, end_step)  # validates
-        if every < 1:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int, got {every!r}")
+        if scope not in ("global", "layerwise"):
+            raise ValueError(f"GradualPruning's scope must be 'global' or 'layerwise' (one density for all, "
+                             f"reached step by step), got {scope!r}")
         self.model, self.final, self.start, self.end, self.every = (
             model, final_density_of_all, start_step, end_step, every)
         self.scope = scope

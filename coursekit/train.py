@@ -11,6 +11,8 @@ resumes where it stopped and returns the same history.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +48,7 @@ class TrainSettings:
         check_fields(self)
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; expected one of {tuple(MODELS)}")
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"{type(self).__name__} needs epochs >= 1, batch_size >= 1 and lr > 0; got "
-                             f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
+        check_training(**self.fit_kwargs())
 
     def fit_kwargs(self) -> dict:
         """The arguments of :func:`fit` these settings fix."""
@@ -76,11 +74,9 @@ class SGDSettings(TrainSettings):
     lr_decay: float = 1.0
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (self.width > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0 and 0 < self.lr_decay <= 1):
-            raise ValueError(f"{type(self).__name__} needs width > 0, momentum in [0, 1), weight_decay >= 0 "
-                             f"and lr_decay in (0, 1]; got width={self.width}, momentum={self.momentum}, "
-                             f"weight_decay={self.weight_decay}, lr_decay={self.lr_decay}")
+        super().__post_init__()  # checks the training knobs, momentum and lr_decay among them
+        if not self.width > 0:
+            raise ValueError(f"{type(self).__name__}.width must be positive, got {self.width}")
 
     def fit_kwargs(self) -> dict:
         return super().fit_kwargs() | {"momentum": self.momentum, "weight_decay": self.weight_decay,
@@ -142,20 +138,55 @@ def _fused_supported(params: list[torch.Tensor]) -> bool:
     return device == "cuda" or (device == "cpu" and torch.torch_version.TorchVersion(torch.__version__) >= "2.4")
 
 
+def _is_int(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_training(*, epochs: int = 1, lr: float = 0.1, batch_size: int = 60, optimizer: str = "sgd",
+                   momentum: float = 0.0, weight_decay: float = 0.0, lr_decay: float = 1.0,
+                   eval_every: int | None = None, patience: int | None = None,
+                   seeds: Iterable[int] = (0,)) -> None:
+    """Refuse training arguments that would fail late or train something else than asked.
+
+    Shared by :func:`fit` and :func:`coursekit.batched.fit_batched`; raises ``ValueError``
+    naming the argument, what it got and what it takes.
+    """
+    for name, value, optional in (("epochs", epochs, False), ("batch_size", batch_size, False),
+                                  ("eval_every", eval_every, True), ("patience", patience, True)):
+        if (value is not None or not optional) and (not _is_int(value) or value < 1):
+            raise ValueError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
+    if not _is_number(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
+    if not _is_number(momentum) or not 0 <= momentum < 1:
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+    if momentum and optimizer != "sgd":
+        raise ValueError(f"momentum applies to optimizer='sgd' only; {optimizer!r} keeps its own moment "
+                         f"estimates (leave momentum at 0)")
+    if not _is_number(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    if not _is_number(lr_decay) or not 0 < lr_decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
+    bad = [s for s in seeds if not _is_int(s) or s < 0]
+    if bad:
+        raise ValueError(f"seeds must be non-negative ints, got {bad}")
+
+
 def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """``sgd`` (with optional momentum), ``adam`` or ``adamw`` over ``params``, fused where possible."""
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    check_training(lr=lr, optimizer=name, momentum=momentum, weight_decay=weight_decay)
     params = list(params)
     fused = {"fused": True} if _fused_supported(params) else {}
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **fused)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
-    raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+    kind = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return kind(params, lr=lr, weight_decay=weight_decay, **fused)
 
 
 @torch.no_grad()
@@ -178,7 +209,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return {"loss": loss.item() / n, "acc": correct.item() / n}
 
 
-def _check_compatible(model: nn.Module, data: Dataset) -> None:
+def check_compatible(model: nn.Module, data: Dataset) -> None:
     """Fail early, in words, when the model and the data cannot work together."""
     param = next(model.parameters(), None)
     if param is None:
@@ -256,21 +287,22 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
     Raises:
         FloatingPointError: the loss became NaN or infinite; names the first such step.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1):
-        raise ValueError(f"eval_every must be a positive int or None, got {eval_every!r}")
-    if not 0 < lr_decay <= 1:
-        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
+    check_training(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
+                   weight_decay=weight_decay, lr_decay=lr_decay, eval_every=eval_every, patience=patience,
+                   seeds=(seed,))
+    if callable(hooks) or not all(callable(h) for h in hooks):
+        raise ValueError("hooks must be a list of callables taking a StepContext, e.g. hooks=[mask.hook(model)]")
     hooks = sorted(hooks, key=lambda h: not getattr(h, "masks_weights", False))  # stable: masks first
     device = data.device
-    _check_compatible(model, data)
+    check_compatible(model, data)
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
     n_train = data.x_train.shape[0]
     steps_per_epoch = -(-n_train // batch_size)
     rows: list[dict] = []
     start_epoch, stale, stopped = 0, 0, False
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.is_dir():
+        raise ValueError(f"checkpoint {checkpoint} is a folder; give a file name, e.g. {checkpoint / 'fit.pt'}")
     made_by = {"lr": lr, "batch_size": batch_size, "optimizer": optimizer, "momentum": momentum,
                "weight_decay": weight_decay, "seed": seed, "lr_decay": lr_decay, "eval_every": eval_every,
                "eval_test": eval_test, "patience": patience,
@@ -281,6 +313,9 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         if differ:
             raise ValueError(f"checkpoint {checkpoint} was written by another training run; (checkpoint, now): "
                              f"{differ}; delete it to start over, or use another file")
+        if state["epoch"] > epochs:
+            raise ValueError(f"checkpoint {checkpoint} already holds {state['epoch']} epochs but epochs={epochs} "
+                             "was asked; epochs may only grow (delete the checkpoint to train fewer)")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         rows, start_epoch, stale, stopped = state["rows"], state["epoch"], state["stale"], state["stopped"]
@@ -291,6 +326,9 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         for split in ("val", "test") if eval_test else ("val",):
             metrics = evaluate(model, *data.split(split))
             row |= {f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]}
+        if not math.isfinite(row["val_loss"]):
+            raise FloatingPointError(f"the validation loss became {row['val_loss']} at step {step}: the weights "
+                                     "diverged; lower the learning rate")
         improved = not rows or row["val_acc"] > max(r["val_acc"] for r in rows)
         rows.append(row)
         return improved

@@ -77,3 +77,23 @@ def test_batched_grid_matches_the_one_at_a_time_grid(digits, dense):
     alone = basics.criterion_protocol_grid(SMALL, digits, dense, progress=False)
     together = basics.criterion_protocol_grid(SMALL, digits, dense, progress=False, batch=True)
     pd.testing.assert_frame_equal(alone, together, check_exact=False, atol=2e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"density": 1.5}, r"BasicsSettings.density must lie in \(0, 1\], got 1.5"),
+    ({"densities": ()}, "at least one density"),
+    ({"criteria": ("large_finall",)}, "no such criterion 'large_finall'"),
+    ({"protocols": ("rewind",)}, "protocol 'rewind' needs a rewind point"),
+    ({"iterative_rounds": 0}, "iterative_rounds >= 1"),
+    ({"scope": "Global"}, "scope must be one of"),
+])
+def test_bad_settings_are_refused_before_training(change, message):
+    with pytest.raises(ValueError, match=message):
+        basics.BasicsSettings(**{**SMALL.__dict__, **change})
+
+
+def test_a_known_grid_of_another_density_is_not_reused(digits, dense):
+    grid = basics.criterion_protocol_grid(SMALL, digits, dense, progress=False)
+    other = basics.BasicsSettings(**{**SMALL.__dict__, "density": 0.5, "densities": (0.5,)})
+    with pytest.raises(ValueError, match=r"known was computed at density \[0.2\] but settings.density is 0.5"):
+        basics.criterion_density_grid(other, digits, dense, known=grid, progress=False)

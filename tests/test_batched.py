@@ -114,3 +114,18 @@ def test_bad_requests(digits):
         batched.BatchedModels([_build(digits, 0), models.build("mlp", (1, 8, 8), 10, hidden=(8,))])
     with pytest.raises(ValueError, match="one seed per model"):
         batched.fit_batched([_build(digits, 0)], digits, [0, 1], progress=False)
+
+
+def test_batched_training_refuses_what_fit_refuses(digits):
+    """fit_batched shares fit's checks: arguments, model-data fit, and a loss that diverges."""
+    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+        batched.fit_batched([_build(digits, 0)], digits, [0], epochs=0, progress=False)
+    with pytest.raises(ValueError, match="eval_every must be a positive int or None, got -1"):
+        batched.fit_batched([_build(digits, 0)], digits, [0], eval_every=-1, progress=False)
+    with pytest.raises(ValueError, match="need at least one model and one seed per model"):
+        batched.fit_batched([_build(digits, 0)], digits, 0, progress=False)
+    with pytest.raises(ValueError, match="outputs shape \\(5,\\) per example but 'digits' has 10 classes"):
+        batched.fit_batched([models.build("mlp", digits.input_shape, 5, hidden=(8,))], digits, [0], progress=False)
+    with pytest.raises(FloatingPointError, match=r"the training loss of model \d became (nan|inf)"):
+        batched.fit_batched([_build(digits, 0), _build(digits, 1)], digits, [0, 1], lr=1e12, epochs=2,
+                            progress=False)

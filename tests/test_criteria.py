@@ -71,3 +71,9 @@ def test_every_criterion_on_a_two_layer_network_layerwise():
         # ...except where a tie now goes to another weight (the earlier position wins)
         flipped = {"movement": [0, 2]}.get(name, flipped)
         assert torch.nonzero(mask["1.weight"].flatten()).flatten().tolist() == flipped, name
+
+
+def test_a_registered_name_is_not_replaced_by_accident():
+    with pytest.raises(ValueError, match="criterion 'large_final' is already registered"):
+        criteria.register("large_final")
+    assert criteria.get("large_final") is criteria.large_final

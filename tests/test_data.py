@@ -1,3 +1,4 @@
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -144,3 +145,34 @@ def test_mnist_cannot_be_downloaded_without_checksums(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "REPO_DATA", tmp_path / "repo-data")
     with pytest.raises(FileNotFoundError, match="place its four IDX files"):
         data.ensure("mnist")
+
+
+@pytest.mark.parametrize(("sizes", "message"), [
+    (lambda: data.Sizes(train=0, val=50, test=50), "Sizes.train must be a positive int or None, got 0"),
+    (lambda: data.Sizes(train=-5, val=50, test=50), "got -5"),
+    (lambda: data.Sizes(train=None, val=0, test=None), "Sizes.val must be a positive int, got 0"),
+    (lambda: data.Sizes(train=None, val=10.5, test=None), "Sizes.val must be int, got 10.5"),
+])
+def test_bad_sizes_are_refused(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        sizes()
+
+
+def test_load_refuses_other_sizes_and_split_seeds():
+    with pytest.raises(ValueError, match=r"sizes must be a data.Sizes\(train=..., val=..., test=...\), got dict"):
+        data.load("digits", sizes={"train": 10, "val": 10, "test": 10})
+    with pytest.raises(ValueError, match="split_seed must be a non-negative int, got -1"):
+        data.load("digits", "ci", split_seed=-1)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: {"y_train": d.y_train.float()}, "train split: labels must be an int64 tensor"),
+    (lambda d: {"y_val": d.y_val[:, None]}, r"val split: labels must be an int64 tensor of shape \(\d+,\)"),
+    (lambda d: {"y_test": d.y_test + 10}, r"test split: labels must lie in 0..9 \(one per class\), got 10..19"),
+    (lambda d: {"x_val": d.x_val[:0], "y_val": d.y_val[:0]}, "val split: inputs must be a non-empty float tensor"),
+    (lambda d: {"x_test": d.x_test[..., :4]}, r"shaped like the training split's \(1, 8, 8\)"),
+    (lambda d: {"classes": ("0",)}, "classes must be a tuple of at least 2 names"),
+])
+def test_a_dataset_names_the_split_that_is_wrong(digits, change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(digits, **change(digits))

@@ -172,7 +172,7 @@ NOTES = {
     "malformed_json": "not a valid notebook",
     "asks_for_another_kernel": "asked for kernel 'ir'",
     "from_an_older_release": "from release 'an-old-one'",
-    "infinite_loop_in_q1": "per-cell limit",
+    "infinite_loop_in_q1": "ran longer than its limit of 10s",
     "kernel_exit_in_q2": "stopped the kernel",
     "segfault_in_q4": "stopped the kernel",
 }

@@ -149,3 +149,12 @@ def test_winning_tickets_beat_both_controls(seed):
     settings = lottery.LotterySettings(**{**lottery.PRESETS["ci"].__dict__, "seeds": (seed,)})
     claims.check("test_lottery", lottery.headline(lottery.run_imp(settings, data.load("fashion_mnist", "ci"),
                                                                   progress=False, batch=True), settings))
+
+
+def test_a_protocol_that_is_also_a_control_and_a_mismatched_headline_are_refused(digits):
+    with pytest.raises(ValueError, match=r"\['random_reinit'\] are both protocols and controls.*controls=\('random_mask',\)"):
+        lottery.LotterySettings(**{**FAST.__dict__, "protocols": ("init", "random_reinit")})
+    one_round = lottery.LotterySettings(**{**FAST.__dict__, "rounds": 1})
+    table = lottery.run_imp(one_round, digits, progress=False)
+    with pytest.raises(ValueError, match=r"results hold rounds \[0, 1\].*ask for round 3"):
+        lottery.headline(table, FAST)

@@ -158,3 +158,27 @@ def test_fit_runs_the_mask_hook_before_the_others_whatever_their_order(digits):
 
     train.fit(net, digits, epochs=1, optimizer="adam", lr=1e-2, hooks=[looks, mask.hook(net)], progress=False)
     assert seen and max(seen) == 0
+
+
+def test_masks_of_other_shapes_names_as_a_string_and_empty_entries_are_refused(tmp_path):
+    wide, narrow = Mask({"w": torch.ones(3, 4, dtype=torch.bool)}), Mask({"w": torch.ones(1, 4, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"masks differ in shape \(this, other\): \{'w': \(\(3, 4\), \(1, 4\)\)\}"):
+        wide & narrow
+    with pytest.raises(TypeError):
+        wide & {"w": torch.ones(3, 4, dtype=torch.bool)}
+    with pytest.raises(ValueError, match=r"names must be a list of parameter names, e.g. \['1.weight'\]"):
+        Mask.ones_like(_net(), names="1.weight")
+    with pytest.raises(ValueError, match="names must be a list"):
+        nonzero_density(_net(), names="1.weight")
+    with pytest.raises(ValueError, match=r"mask entry 'w' is empty \(shape \(0,\)\)"):
+        Mask({"w": torch.zeros(0, dtype=torch.bool)})
+
+
+def test_a_broken_or_foreign_mask_file_is_named(tmp_path):
+    broken = tmp_path / "m.pt"
+    broken.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"checkpoint .*m\.pt cannot be read"):
+        Mask.load(broken)
+    torch.save(torch.ones(3), tmp_path / "t.pt")
+    with pytest.raises(ValueError, match=r"t\.pt holds a Tensor, not a mask"):
+        Mask.load(tmp_path / "t.pt")

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -103,7 +104,9 @@ def test_nan_scores_are_refused_unless_already_pruned():
 
 @pytest.mark.parametrize(("scores", "kwargs", "message"), [
     ({"w": torch.rand(100)}, {"density_of_all": 0.001}, r"keeps none of the 100 weights; the smallest density that keeps one is 0\.01"),
-    ({"w": torch.rand(10)}, {"density_of_all": True}, r"density_of_all must lie in \(0, 1\], got True"),
+    ({"w": torch.rand(10)}, {"density_of_all": True}, r"density_of_all must be a number in \(0, 1\], got bool True"),
+    ({"w": torch.rand(10)}, {"density_of_all": torch.tensor(0.5)}, r"must be a number in \(0, 1\], got Tensor"),
+    ({"w": torch.rand(10)}, {"density_of_all": 0.5, "scope": ["w"]}, r"scope must be one of \('global', 'layerwise'\)"),
     ({"w": torch.rand(10)}, {"density_of_all": float("nan")}, r"\(0, 1\], got nan"),
     ({"w": torch.empty(0)}, {"density_of_all": 0.5}, "non-empty real tensor"),
     ({"w": [0.1, 0.2]}, {"density_of_all": 0.5}, "must be a non-empty real tensor, got list"),
@@ -113,3 +116,9 @@ def test_nan_scores_are_refused_unless_already_pruned():
 def test_silently_wrong_inputs_are_refused(scores, kwargs, message):
     with pytest.raises(ValueError, match=message):
         mask_from_scores(scores, **kwargs)
+
+
+def test_scores_must_be_a_mapping_and_numpy_densities_are_numbers():
+    with pytest.raises(ValueError, match=r"scores must be a \{parameter name: tensor\} mapping, got Tensor"):
+        mask_from_scores(torch.rand(4), 0.5)
+    assert mask_from_scores({"w": torch.arange(4.0)}, np.float32(0.5))["w"].tolist() == [False, False, True, True]

@@ -88,3 +88,13 @@ def test_unknown_protocol_and_snapshot():
     with torch.no_grad():
         net[0].weight.add_(1)
     assert not torch.equal(snap["0.weight"], net[0].weight)
+
+
+def test_weights_of_another_shape_and_a_one_weight_constant_layer_are_refused():
+    net, init, mask = _net()
+    init["0.bias"] = init["0.bias"][:1]  # would broadcast into both biases
+    with pytest.raises(ValueError, match=r"init weights of '0.bias' have shape \(1,\) but the model's parameter \(2,\)"):
+        rewind.reset(net, mask, "init", init)
+    tiny = nn.Sequential(nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="the 'constant' protocol needs the spread of a layer's weights"):
+        rewind.reset(tiny, Mask.ones_like(tiny), "constant", rewind.snapshot(tiny))

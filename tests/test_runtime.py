@@ -95,3 +95,40 @@ def test_one_thread_restores_the_thread_count():
     with runtime.one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+@dataclass(frozen=True)
+class _Knobs:
+    epochs: int = 2
+    lr: float = 0.1
+    names: tuple[str, ...] = ("a",)
+    seeds: tuple[int, ...] = (0, 1)
+    rate: float | None = None
+
+    def __post_init__(self):
+        runtime.check_fields(self)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"epochs": 2.5}, "_Knobs.epochs must be int, got 2.5"),
+    ({"epochs": True}, "_Knobs.epochs must be int, got True"),
+    ({"lr": float("inf")}, "_Knobs.lr must be float, got inf"),
+    ({"lr": "0.1"}, "_Knobs.lr must be float, got '0.1'"),
+    ({"names": "a"}, r"_Knobs.names must be tuple\[str, \.\.\.\] \(e.g. \('a',\)\), got 'a'"),
+    ({"seeds": (0, 1.5)}, r"_Knobs.seeds must be tuple\[int, \.\.\.\], got \(0, 1.5\)"),
+    ({"rate": "x"}, r"_Knobs.rate must be float \| None, got 'x'"),
+])
+def test_settings_fields_are_checked_against_their_types(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _Knobs(**kwargs)
+
+
+def test_checked_fields_keep_lists_as_tuples_and_numpy_ints_as_ints():
+    knobs = _Knobs(names=["a", "b"], seeds=[np.int64(3)], epochs=np.int64(4), rate=1)
+    assert knobs.names == ("a", "b") and knobs.seeds == (3,) and type(knobs.epochs) is int and knobs.rate == 1
+    assert type(knobs.seeds[0]) is int  # so a run folder can record it as JSON
+
+
+def test_seeds_from_counts_the_presets_seeds_from_the_first():
+    table = {"ci": _Knobs(seeds=(0,)), "cpu": _Knobs(seeds=(0, 1)), "gpu": _Knobs(seeds=(0, 1, 2, 3))}
+    assert runtime.seeds_from(5, table, "ci") == (5,) and runtime.seeds_from(2, table, "gpu") == (2, 3, 4, 5)

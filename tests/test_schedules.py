@@ -2,6 +2,7 @@ from itertools import pairwise
 
 import pytest
 import torch
+from torch import nn
 
 from coursekit import models, schedules, train
 from coursekit.masks import nonzero_density
@@ -41,3 +42,21 @@ def test_gradual_pruning_reaches_the_final_density_during_training(digits):
     assert all(a >= b for a, b in pairwise(seen))  # density never grows back
     assert nonzero_density(net) == pytest.approx(gradual.mask.density)
     assert torch.count_nonzero(net[1].weight) == gradual.mask["1.weight"].sum()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: schedules.iterative_budgets(0.5, 3, ["a", "b"], {"b": 3}),
+     r"multiplier, must lie in \(0, 1\); got \{'b': 1.5\}"),
+    (lambda: schedules.iterative_budgets(0.5, 3, ["a", "b"], {"b": -1}), r"got \{'b': -0.5\}"),
+    (lambda: schedules.iterative_budgets(0.5, 3, "0.weight"), "layers must be a non-empty list of layer names"),
+    (lambda: schedules.cubic_density(5, 0.5, 0, 10, initial_density_of_all=2.0),
+     r"initial_density_of_all must lie in \(0, 1\]"),
+    (lambda: schedules.cubic_density(5, 0.5, 0, 10, initial_density_of_all=0.1), "pruning only removes weights"),
+    (lambda: schedules.GradualPruning(nn.Sequential(nn.Linear(4, 2)), 0.5, 0, 10, scope={"0.weight": 0.5}),
+     "scope must be 'global' or 'layerwise'"),
+    (lambda: schedules.GradualPruning(nn.Sequential(nn.Linear(4, 2)), 0.5, 0, 10, every=2.5),
+     "every must be a positive int, got 2.5"),
+])
+def test_schedules_refuse_densities_that_grow_or_go_negative(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -97,13 +97,39 @@ def test_evaluate_matches_cross_entropy(digits):
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"epochs": 0}, "epochs must be a positive int"),
     ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'.*adamw"),
-    ({"lr": 0}, "lr must be positive"),
+    ({"lr": 0}, "lr must be a positive finite number, got 0"),
+    ({"lr": float("inf")}, "lr must be a positive finite number, got inf"),
     ({"eval_every": 0}, "eval_every"),
     ({"lr_decay": 0}, r"lr_decay must be in \(0, 1\]"),
+    ({"patience": 0}, "patience must be a positive int or None, got 0"),
+    ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
+    ({"seed": 1.5}, r"seeds must be non-negative ints, got \[1.5\]"),
+    ({"optimizer": "adam", "momentum": 0.9}, "momentum applies to optimizer='sgd' only"),
+    ({"momentum": 1.0}, r"momentum must lie in \[0, 1\)"),
+    ({"hooks": print}, "hooks must be a list of callables"),
 ])
 def test_bad_arguments(digits, kwargs, message):
+    """Each is refused before anything trains."""
     with pytest.raises(ValueError, match=message):
         train.fit(_mlp(digits), digits, progress=False, **kwargs)
+
+
+def test_a_checkpoint_cannot_shrink_or_be_a_folder(digits, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train.fit(_mlp(digits), digits, epochs=2, progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"already holds 2 epochs but epochs=1 was asked"):
+        train.fit(_mlp(digits), digits, epochs=1, progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match="is a folder"):
+        train.fit(_mlp(digits), digits, epochs=1, progress=False, checkpoint=tmp_path)
+
+
+def test_settings_refuse_what_fit_would_refuse():
+    with pytest.raises(ValueError, match="momentum applies to optimizer='sgd' only"):
+        train.SGDSettings(optimizer="adam")
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        train.TrainSettings(model="resnet")
+    with pytest.raises(ValueError, match=r"SGDSettings.width must be positive"):
+        train.SGDSettings(width=0.0)
 
 
 def test_model_and_data_that_do_not_fit_together(digits):
@@ -201,3 +227,9 @@ def test_early_stop_is_by_validation_loss_or_accuracy():
     assert result.early_stop("val_acc")["step"] == 20  # ties: the earlier one
     with pytest.raises(ValueError, match="'val_loss' or 'val_acc'"):
         result.early_stop("test_acc")
+
+
+def test_a_validation_loss_that_diverges_stops_training(digits):
+    """One step per epoch: the step's own loss is finite, the weights it leaves are not."""
+    with pytest.raises(FloatingPointError, match=r"validation loss became (nan|inf) at step 1: the weights diverged"):
+        train.fit(_mlp(digits), digits, epochs=1, lr=1e30, batch_size=len(digits.y_train), progress=False)
