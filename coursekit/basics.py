@@ -65,7 +65,9 @@ class BasicsSettings(TrainSettings):
 
 
 PRESETS = {
-    "ci": BasicsSettings(epochs=2, density=0.2, densities=(0.2, 0.05), iterative_rounds=3,
+    # ci keeps 10 %: at 20 % the sign-flip control trailed constant signs by only 1-4 points over seeds
+    # 0-4, too close to call on every machine (`make margins`); at 10 % by 5-8
+    "ci": BasicsSettings(epochs=2, density=0.1, densities=(0.1, 0.05), iterative_rounds=3,
                          supermask_epochs=1),
     "cpu": BasicsSettings(epochs=6, densities=(0.5, 0.2, 0.1, 0.05, 0.02), iterative_rounds=5,
                           supermask_epochs=3),
