@@ -99,7 +99,7 @@ VARIANT_LABELS = {
 }
 LOTTERY_METRICS = {
     "test_acc_early_stop": "test accuracy at early stop", "test_acc_end": "test accuracy at the end",
-    "early_stop_step": "early-stopping iteration", "val_acc_early_stop": "best validation accuracy",
+    "early_stop_step": "early-stopping iteration", "val_acc_early_stop": "validation accuracy at early stop",
 }
 _MASK_LABEL = "pixel's weights kept\n(× the layer's average)"
 _DENSITY_TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1]
