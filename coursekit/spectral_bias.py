@@ -41,8 +41,8 @@ class SpectralSettings:
     def __post_init__(self) -> None:
         check_fields(self)
         if min(self.points, self.depth, self.width, self.steps, self.record_every) < 1 or not self.lr > 0:
-            raise ValueError(f"SpectralSettings needs points, depth, width, steps, record_every >= 1 and lr > 0; "
-                             f"got {self}")
+            raise ValueError(f"SpectralSettings: points, depth, width, steps and record_every must be positive ints "
+                             f"and lr must be positive; got {self}")
 
 
 def _grid(points: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ def test_presets_cover_every_scale_and_train(digits, seed):
 
 
 def test_intro_settings_are_checked():
-    with pytest.raises(ValueError, match="IntroSettings.epochs must be int, got 2.5"):
+    with pytest.raises(ValueError, match=r"IntroSettings.epochs must be int, got 2\.5"):
         intro.IntroSettings(epochs=2.5)
-    with pytest.raises(ValueError, match="IntroSettings needs epochs >= 1"):
+    with pytest.raises(ValueError, match=r"IntroSettings needs epochs >= 1"):
         intro.IntroSettings(epochs=0)

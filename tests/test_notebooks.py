@@ -17,10 +17,10 @@ def test_committed_notebook_keeps_the_contract(path):
 
 @pytest.mark.parametrize("path", sorted(LECTURES.glob("*.ipynb")), ids=lambda p: p.name)
 def test_lecture_has_the_template(path):
-    """Learning goals, a widget, what to take away, exercises, and assert cells."""
+    """Learning goals, a widget, what to take away, exercises, and a checks cell (claims with margins)."""
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells)
-    for needed in ("Learning goals", "What to take away", "Exercises", "widgets.", "assert "):
+    for needed in ("Learning goals", "What to take away", "Exercises", "widgets.", "claims.check("):
         assert needed in text, f"{path.name} lacks {needed!r}"
     assert any("slideshow" in c.metadata for c in nb.cells), "no slide metadata"
 
