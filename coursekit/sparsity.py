@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -328,8 +329,8 @@ def headline(table: pd.DataFrame, dense: Dense, stages: pd.DataFrame) -> list[Cl
     return [*claims,
             Claim("mildest weight mask, fine-tuned, minus dense accuracy", mildest["test_acc_ft"] - dense.test_acc,
                   ">", -0.05),
-            Claim("filters' speed-up over the weight mask's (smallest budget)",
-                  smallest.loc["filters", "speedup"] / smallest.loc["magnitude", "speedup"], ">", 1),
+            Claim("log2 of filters' speed-up over the weight mask's (smallest budget)",
+                  math.log2(smallest.loc["filters", "speedup"] / smallest.loc["magnitude", "speedup"]), ">", 0),
             Claim("Deep Compression's size ratio", stages["ratio"].iloc[-1], ">", 5),
             Claim("quantised minus pruned + retrained accuracy", acc.iloc[3] - acc.iloc[2], ">", -0.05)]
 
