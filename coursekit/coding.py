@@ -49,9 +49,14 @@ def kmeans(values: torch.Tensor, bits: int, iters: int = 300) -> tuple[torch.Ten
         nearest centroid.
     """
     check_bits(bits)
+    if not isinstance(values, torch.Tensor):
+        raise ValueError(f"k-means takes a tensor of values, got {type(values).__name__} (use torch.as_tensor)")
     v = values.detach().flatten().float().cpu()
     if v.numel() == 0:
         raise ValueError("k-means needs at least one value (a layer with no nonzero weights?)")
+    if not torch.isfinite(v).all():
+        raise ValueError(f"k-means values must be finite, got {int((~torch.isfinite(v)).sum())} NaN or infinite "
+                         "(weights that diverged?)")
     distinct = torch.unique(v)
     if distinct.numel() <= 2 ** bits:
         return distinct, torch.searchsorted(distinct, v)
@@ -81,8 +86,8 @@ def huffman_lengths(freqs: Mapping[int, int]) -> dict[int, int]:
     >>> huffman_lengths({0: 45, 1: 13, 2: 12, 3: 16, 4: 9, 5: 5})  # CLRS's example
     {0: 1, 1: 3, 2: 3, 3: 3, 4: 4, 5: 4}
     """
-    if any(c <= 0 for c in freqs.values()):
-        raise ValueError(f"frequencies must be positive counts, got {dict(freqs)}")
+    if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c <= 0 for c in freqs.values()):
+        raise ValueError(f"frequencies must be positive int counts, got {dict(freqs)}")
     if len(freqs) <= 1:
         return dict.fromkeys(freqs, 1)
     lengths = dict.fromkeys(freqs, 0)
@@ -127,7 +132,10 @@ class Huffman:
 
     @classmethod
     def encode(cls, symbols: np.ndarray, alphabet: int | None = None) -> Huffman:
-        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        given = np.asarray(symbols)
+        if given.size and not np.issubdtype(given.dtype, np.integer):
+            raise ValueError(f"Huffman symbols must be integers, got {given.dtype} values")
+        symbols = given.astype(np.int64).ravel()
         alphabet = alphabet if alphabet is not None else int(symbols.max(initial=-1)) + 1
         if symbols.size and (symbols.min() < 0 or symbols.max() >= alphabet):
             raise ValueError(f"symbols must lie in 0..{alphabet - 1}, got {symbols.min()}..{symbols.max()}")
@@ -155,6 +163,7 @@ class Huffman:
         symbol_of = {(n, c): s for s, (c, n) in codes.items()}
         out = np.empty(self.count, np.int64)
         code = length = i = 0
+        longest = int(self.lengths.max(initial=0))
         for bit in np.unpackbits(np.frombuffer(self.data, np.uint8)).tolist():
             if i == self.count:
                 break
@@ -162,6 +171,12 @@ class Huffman:
             symbol = symbol_of.get((length, code))
             if symbol is not None:
                 out[i], i, code, length = symbol, i + 1, 0, 0
+            elif length > longest:
+                raise ValueError(f"the Huffman stream holds a bit pattern that is no code, after {i} symbols "
+                                 "(corrupted data)")
+        if i < self.count:
+            raise ValueError(f"the Huffman stream ends after {i} of {self.count} symbols (truncated data or "
+                             "wrong count)")
         return out
 
     @property

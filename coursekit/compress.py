@@ -84,6 +84,14 @@ class Bitmask:
     bits: np.ndarray     # uint8, np.packbits of the flattened nonzero pattern
     values: np.ndarray   # float32, the nonzeros in row-major order
 
+    def __post_init__(self) -> None:
+        n = math.prod(self.shape)
+        if self.bits.size != -(-n // 8):
+            raise ValueError(f"a bitmask of shape {self.shape} needs {-(-n // 8)} bytes of bits, got {self.bits.size}")
+        kept = int(np.unpackbits(self.bits, count=n).sum())
+        if kept != len(self.values):
+            raise ValueError(f"the bitmask keeps {kept} positions but holds {len(self.values)} values")
+
     @classmethod
     def encode(cls, weight: torch.Tensor) -> Bitmask:
         w = _numpy(weight).ravel()
@@ -114,6 +122,13 @@ class CSR:
     indptr: np.ndarray
     indices: np.ndarray
     values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 2 or len(self.indptr) != self.shape[0] + 1:
+            raise ValueError(f"CSR of shape {self.shape} needs {self.shape[0] + 1} row pointers, got {len(self.indptr)}")
+        if not int(self.indptr[-1]) == len(self.indices) == len(self.values):
+            raise ValueError(f"CSR row pointers end at {int(self.indptr[-1])} but there are {len(self.indices)} "
+                             f"column indices and {len(self.values)} values")
 
     @classmethod
     def encode(cls, weight: torch.Tensor) -> CSR:
@@ -155,6 +170,11 @@ class COO:
     shape: tuple[int, ...]
     indices: tuple[np.ndarray, ...]
     values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.shape) or any(len(i) != len(self.values) for i in self.indices):
+            raise ValueError(f"COO of shape {self.shape} needs {len(self.shape)} index arrays of one entry per "
+                             f"value ({len(self.values)}), got lengths {[len(i) for i in self.indices]}")
 
     @classmethod
     def encode(cls, weight: torch.Tensor) -> COO:
@@ -279,6 +299,21 @@ def magnitude_mask(model: nn.Module, density: float, scope: Scope = "layerwise")
                             density, scope)
 
 
+def _layers(model: nn.Module, names: Iterable[str] | None) -> list[str]:
+    """The layers to compress: ``names`` (checked against the model) or every prunable weight."""
+    if names is None:
+        return list(prunable_parameters(model))
+    if isinstance(names, str):
+        raise ValueError(f"names must be a list of parameter names, e.g. [{names!r}], got the string {names!r}")
+    names, params = list(names), dict(model.named_parameters())
+    if not names:
+        raise ValueError("names is empty: no layer to compress")
+    unknown = [n for n in names if n not in params]
+    if unknown:
+        raise ValueError(f"unknown layers {unknown}; the model has {list(prunable_parameters(model))}")
+    return names
+
+
 def _bits_of(bits: int | Mapping[str, int], name: str) -> int:
     if isinstance(bits, Mapping) and name not in bits:
         raise ValueError(f"bits gives no width for layer {name!r}; it names {sorted(bits)}")
@@ -299,7 +334,7 @@ def quantize_model(model: nn.Module, bits: int | Mapping[str, int] = 5,
     """
     params = dict(model.named_parameters())
     rows = []
-    for name in names if names is not None else prunable_parameters(model):
+    for name in _layers(model, names):
         p = params[name]
         keep = p != 0
         if not keep.any():
@@ -326,7 +361,7 @@ def deep_compression(model: nn.Module, bits: int | Mapping[str, int] = 5, index_
     """
     params = dict(model.named_parameters())
     rows = []
-    for name in names if names is not None else prunable_parameters(model):
+    for name in _layers(model, names):
         stages = DeepCompressed.encode(params[name], _bits_of(bits, name), index_bits).stage_bytes()
         rows += [{"layer": name, "stage": s, "bytes": b} for s, b in stages.items()]
     table = pd.DataFrame(rows)

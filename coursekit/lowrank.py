@@ -95,6 +95,8 @@ def factorize(layer: nn.Module, rank: int) -> nn.Sequential:
     a k×k conv becomes a k×k conv with ``r`` outputs (same stride, padding, dilation, no
     bias) then a 1×1 conv ``r → out`` carrying the bias.
     """
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        raise ValueError(f"transposed convs ({type(layer).__name__}) are not factorised")
     if isinstance(layer, nn.modules.conv._ConvNd) and layer.groups != 1:
         raise ValueError(f"grouped convs (groups={layer.groups}) are not factorised")
     b, c = svd_factors(layer.weight.reshape(layer.weight.shape[0], -1), rank)
@@ -132,10 +134,15 @@ def low_rank(model: nn.Module, rank: int | Mapping[str, int] | None = None, ener
     """
     if sum(x is not None for x in (rank, energy, param_fraction, rank_fraction)) != 1:
         raise ValueError("give exactly one of rank, energy, param_fraction and rank_fraction")
+    if isinstance(layers, str):
+        raise ValueError(f"layers must be a list of module names, e.g. [{layers!r}], got the string {layers!r}")
     modules = dict(model.named_modules())
     names = list(layers) if layers is not None else list(rank) if isinstance(rank, Mapping) else [
         n for n, m in modules.items()
-        if isinstance(m, nn.Linear) or (isinstance(m, nn.modules.conv._ConvNd) and m.groups == 1)]
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.modules.conv._ConvNd) and m.groups == 1
+                                        and not isinstance(m, nn.modules.conv._ConvTransposeNd))]
+    if isinstance(rank, Mapping) and set(names) - set(rank):
+        raise ValueError(f"rank gives no value for layers {sorted(set(names) - set(rank))}; it names {sorted(rank)}")
     unknown = [n for n in names if not isinstance(modules.get(n), (nn.Linear, nn.modules.conv._ConvNd))]
     if unknown:
         raise ValueError(f"{unknown} are not Linear or conv layers of the model")

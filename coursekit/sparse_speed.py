@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import statistics
 import time
 import warnings
@@ -84,7 +85,9 @@ def paired_ratio(baseline: Sequence[float], other: Sequence[float]) -> float:
 
 
 def _check_densities(densities: Sequence[float]) -> None:
-    bad = [d for d in densities if not 0 < d <= 1]
+    if isinstance(densities, (str, numbers.Number)):
+        raise ValueError(f"densities must be a list of numbers in (0, 1], got {densities!r}")
+    bad = [d for d in densities if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0 < d <= 1]
     if bad or not densities:
         raise ValueError(f"densities must lie in (0, 1], got {tuple(densities)}")
 
@@ -92,6 +95,7 @@ def _check_densities(densities: Sequence[float]) -> None:
 def random_pruned(out_features: int, in_features: int, density: float,
                   generator: torch.Generator) -> torch.Tensor:
     """A Gaussian ``out × in`` matrix with exactly ``round(density·n)`` (at least 1) nonzeros at random places."""
+    _check_densities([density])
     w = torch.randn(out_features, in_features, generator=generator)
     keep = torch.zeros(w.numel(), dtype=torch.bool)
     keep[torch.randperm(w.numel(), generator=generator)[:max(1, round(density * w.numel()))]] = True
@@ -210,6 +214,9 @@ def measure_latency(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int = 
     """
     if baseline not in nets:
         raise ValueError(f"no network named {baseline!r} to compare with; got {list(nets)}")
+    if len(x) == 0 or repeats < 1:
+        raise ValueError(f"need at least one example in x and repeats >= 1, got {len(x)} examples, "
+                         f"repeats={repeats}")
     modes = {name: net.training for name, net in nets.items()}
     for net in nets.values():
         net.eval()
@@ -235,6 +242,9 @@ def time_by_layer_type(model: nn.Module, x: torch.Tensor, repeats: int = 5) -> p
     Returns:
         per layer type: ``time_s`` (per pass), ``time_share`` and ``flop_share``.
     """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1 or len(x) == 0:
+        raise ValueError(f"need repeats >= 1 and at least one example in x, got repeats={repeats!r}, "
+                         f"{len(x)} examples")
     leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
     starts: dict[str, float] = {}
     times: dict[str, list[float]] = {name: [] for name in leaves}

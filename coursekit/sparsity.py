@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from coursekit import compress, lowrank, models, runtime, structured
 from coursekit.claims import Claim
+from coursekit.coding import check_bits
 from coursekit.data import Dataset
 from coursekit.masks import Mask, prunable_parameters
 from coursekit.sparse_speed import measure_latency
@@ -71,6 +72,23 @@ class ObliviousSettings(SGDSettings):
     latency_batch: int = 128
     repeats: int = 5
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        fractions = {"budgets": (self.budgets, False), "filter_amounts": (self.filter_amounts, False),
+                     "rank_fractions": (self.rank_fractions, True)}
+        for name, (values, closed) in fractions.items():
+            if not values or not all(0 < v < 1 or (closed and v == 1) for v in values):
+                raise ValueError(f"ObliviousSettings.{name} must be a non-empty tuple of fractions in "
+                                 f"(0, 1{']' if closed else ')'}, got {values}")
+        if not 0 < self.deep_density <= 1 or not self.finetune_lr > 0:
+            raise ValueError(f"ObliviousSettings needs deep_density in (0, 1] and finetune_lr > 0, got "
+                             f"{self.deep_density} and {self.finetune_lr}")
+        if min(self.finetune_epochs, self.latency_batch, self.repeats) < 1:
+            raise ValueError("ObliviousSettings needs finetune_epochs, latency_batch and repeats >= 1, got "
+                             f"{self.finetune_epochs}, {self.latency_batch} and {self.repeats}")
+        check_bits(self.bits)
+        check_bits(self.index_bits, "index_bits")
 
 
 PRESETS = {  # lectures/06_data_oblivious.ipynb
@@ -157,6 +175,7 @@ def filter_amount_for(model: nn.Module, budget: float, resolution: float = 0.01)
     weights left never grow with ``a``), to ``resolution``.
     """
     _check_budget(budget)
+    _check_resolution(resolution)
     steps = round(1 / resolution)
     k = _smallest_fitting(lambda k: _weights(structured.prune_filters(model, k / steps)),
                           budget * _weights(model), steps - 1)
@@ -184,6 +203,7 @@ def low_rank_fraction_for(model: nn.Module, budget: float, resolution: float = 0
     """The largest ``param_fraction`` of :func:`coursekit.lowrank.low_rank` on :func:`low_rank_layers`
     that leaves at most ``budget`` of the whole network's weights (the first and last layers included)."""
     _check_budget(budget)
+    _check_resolution(resolution)
     steps, layers = round(1 / resolution), low_rank_layers(model)
     k = _smallest_fitting(
         lambda k: _weights(lowrank.low_rank(model, param_fraction=(steps - k) / steps, layers=layers)),
@@ -192,6 +212,11 @@ def low_rank_fraction_for(model: nn.Module, budget: float, resolution: float = 0
         raise ValueError(f"low rank cannot reach {budget:.1%} of the weights: rank 1 in every middle layer "
                          "keeps more, and the first and last layers stay whole")
     return round((steps - k) / steps, 6)
+
+
+def _check_resolution(resolution: float) -> None:
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not 0 < resolution < 1:
+        raise ValueError(f"resolution must lie in (0, 1), e.g. 0.01, got {resolution!r}")
 
 
 def _check_budget(budget: float) -> None:

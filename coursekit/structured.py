@@ -29,6 +29,7 @@ network physically smaller, is in :mod:`coursekit.lowrank`.
 from __future__ import annotations
 
 import copy
+import numbers
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -130,9 +131,12 @@ def select_filters(model: nn.Module, amount: float | Mapping[str, float],
     missing = set(amounts) - set(scores)
     if missing:
         raise ValueError(f"no scores for layers {sorted(missing)}")
+    nan = sorted(n for n, s in scores.items() if torch.isnan(torch.as_tensor(s, dtype=torch.float)).any())
+    if nan:
+        raise ValueError(f"scores of layers {nan} contain NaN; a filter's score must be a number")
     kept = {}
     for name, a in amounts.items():
-        if not isinstance(a, (int, float)) or not 0 <= a < 1:
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 <= a < 1:
             raise ValueError(f"amount for layer {name!r} must lie in [0, 1), got {a!r}")
         width = scores[name].numel()
         n_keep = width - round(a * width)
@@ -171,6 +175,21 @@ def _sliced(module: nn.Module, out_idx: torch.Tensor | None, in_idx: torch.Tenso
     return new
 
 
+def _kept_indices(name: str, idx: object, width: int) -> torch.Tensor:
+    """``idx`` as an int64 CPU tensor, refused unless it lists distinct filters in ``0..width-1`` (one at least)."""
+    given = torch.as_tensor(idx)
+    if given.numel() and (given.is_floating_point() or given.is_complex() or given.dtype == torch.bool):
+        raise ValueError(f"kept filters of layer {name!r} must be int indices, got {given.dtype} {given.tolist()}")
+    idx = given.to(torch.long).cpu().flatten()
+    if idx.numel() == 0:
+        raise ValueError(f"keeping no filter of layer {name!r} removes all {width} of them, which "
+                         "would disconnect the network; keep at least one")
+    if idx.min() < 0 or idx.max() >= width or idx.unique().numel() != idx.numel():
+        raise ValueError(f"kept filters of layer {name!r} must be distinct indices in 0..{width - 1}, "
+                         f"got {idx.tolist()}")
+    return idx
+
+
 def remove_filters(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> nn.Module:
     """A smaller copy of ``model`` with only the ``kept`` filters (see :func:`select_filters`)."""
     units = {u.layer: u for u in _units(model)}
@@ -180,14 +199,7 @@ def remove_filters(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> nn.Mod
     modules = dict(model.named_modules())
     out_idx, in_idx = {}, {}
     for name, idx in kept.items():
-        u, idx = units[name], torch.as_tensor(idx, dtype=torch.long).cpu()
-        width = _width(modules[name])
-        if idx.numel() == 0:
-            raise ValueError(f"keeping no filter of layer {name!r} removes all {width} of them, which "
-                             "would disconnect the network; keep at least one")
-        if idx.min() < 0 or idx.max() >= width or idx.unique().numel() != idx.numel():
-            raise ValueError(f"kept filters of layer {name!r} must be distinct indices in 0..{width - 1}, "
-                             f"got {idx.tolist()}")
+        u, idx = units[name], _kept_indices(name, idx, _width(modules[name]))
         out_idx[name] = idx
         if u.norm is not None:
             out_idx[u.norm] = idx
@@ -218,11 +230,12 @@ def channel_mask(model: nn.Module, kept: Mapping[str, torch.Tensor]) -> Mask:
     model computes, and ``mask.hook(model)`` keeps it so while training.
     """
     units = {u.layer: u for u in _units(model)}
-    params = dict(model.named_parameters())
+    params, modules = dict(model.named_parameters()), dict(model.named_modules())
     tensors = {}
     for name, idx in kept.items():
         if name not in units:
             raise ValueError(f"no prunable layer named {name!r}; the prunable layers are {list(units)}")
+        idx = _kept_indices(name, idx, _width(modules[name]))
         for owner in (name, units[name].norm):
             for kind in ("weight", "bias"):
                 p = params.get(f"{owner}.{kind}") if owner is not None else None
@@ -254,6 +267,12 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], skip_zeros: bool =
     nothing: the MACs an ideal sparse kernel would do (each layer's count times its
     density), what papers report as the FLOPs of an unstructured-pruned network.
     """
+    if isinstance(input_shape, (int, str)) or not all(isinstance(d, int) and d > 0 for d in input_shape):
+        raise ValueError(f"input_shape must be the shape of one example without the batch axis, e.g. (1, 28, 28); "
+                         f"got {input_shape!r}")
+    param = next(model.parameters(), None)
+    if param is None:
+        raise ValueError("the model has no parameters, so no conv or Linear layer to count")
     total = 0
 
     def count(module, inputs, output):
@@ -267,7 +286,6 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], skip_zeros: bool =
 
     handles = [m.register_forward_hook(count) for m in model.modules()
                if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    param = next(model.parameters())
     was_training = model.training
     try:
         model.eval()
@@ -282,6 +300,10 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], skip_zeros: bool =
 @torch.no_grad()
 def latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
     """Median seconds of one forward pass of ``x`` in eval mode (CUDA synchronised)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats!r}, warmup={warmup!r}")
+    if len(x) == 0:
+        raise ValueError("x holds no example to time; give at least one")
     was_training = model.training
     model.eval()
     times = []

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from coursekit import coding
-from coursekit.coding import Huffman
+from coursekit.coding import Huffman, huffman_lengths, kmeans
 
 
 def test_huffman_lengths_of_a_known_table():
@@ -75,3 +75,28 @@ def test_kmeans_error_is_bounded_and_better_than_its_linear_start():
         linear = torch.linspace(float(values.min()), float(values.max()), 2**bits)
         linear_mse = (values[:, None] - linear).abs().min(1).values.pow(2).mean()
         assert error.pow(2).mean() <= linear_mse
+
+
+def test_a_truncated_or_corrupted_huffman_stream_is_refused():
+    """Decoding never returns uninitialised memory: a stream that ends early or spells no code is named."""
+    h = Huffman.encode(np.array([0, 1, 2, 3, 0, 0, 1, 2, 3, 3, 0, 1] * 20))
+    with pytest.raises(ValueError, match=r"the Huffman stream ends after \d+ of 240 symbols"):
+        Huffman(h.lengths, h.data[:3], h.count).decode()
+    with pytest.raises(ValueError, match="ends after 0 of 240"):
+        Huffman(h.lengths, b"", h.count).decode()
+    with pytest.raises(ValueError, match="ends after 240 of 290"):
+        Huffman(h.lengths, h.data, h.count + 50).decode()
+    lone = Huffman.encode(np.array([5, 5, 5]))
+    with pytest.raises(ValueError, match="no code"):
+        Huffman(lone.lengths, b"\xff", 3).decode()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: Huffman.encode(np.array([0.5, 1.7, 2.9])), "Huffman symbols must be integers, got float64"),
+    (lambda: huffman_lengths({0: 0.5, 1: 0.25}), "frequencies must be positive int counts"),
+    (lambda: kmeans(torch.tensor([0.1, float("nan"), 0.3, 0.4, 0.5]), 1), "k-means values must be finite"),
+    (lambda: kmeans(np.array([0.1, 0.2]), 1), "k-means takes a tensor of values, got ndarray"),
+])
+def test_coding_refuses_values_it_would_silently_change(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

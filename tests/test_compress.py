@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from coursekit import compress, models
 from coursekit.compress import COO, CSR, Bitmask, DeepCompressed
@@ -150,3 +151,29 @@ def test_pipeline_prune_retrain_quantise_huffman(digits):
     layers = table[table["layer"] != "total"]
     assert (total["bytes"] == layers.groupby("stage")["bytes"].sum()[total.index]).all()
     assert total["ratio"].is_monotonic_increasing and total.loc["huffman", "ratio"] > 15
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: compress.Bitmask((2, 2), np.packbits(np.array([1, 0, 0, 1], bool)), np.array([1.0], np.float32)),
+     "the bitmask keeps 2 positions but holds 1 values"),
+    (lambda: compress.CSR((2, 2), np.array([0, 1]), np.array([0]), np.array([1.0], np.float32)),
+     "needs 3 row pointers, got 2"),
+    (lambda: compress.CSR((2, 2), np.array([0, 1, 2]), np.array([0]), np.array([1.0], np.float32)),
+     "row pointers end at 2 but there are 1 column indices"),
+    (lambda: compress.COO((2, 2), (np.array([0]),), np.array([1.0], np.float32)), "needs 2 index arrays"),
+])
+def test_codecs_refuse_parts_that_do_not_fit_together(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    ("1.weight", r"names must be a list of parameter names, e.g. \['1.weight'\]"),
+    (["9.weight"], r"unknown layers \['9.weight'\]"),
+    ([], "names is empty"),
+])
+def test_compressing_names_that_are_not_layers_is_refused(names, message):
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    for call in (compress.quantize_model, compress.deep_compression):
+        with pytest.raises(ValueError, match=message):
+            call(net, names=names)

@@ -77,3 +77,15 @@ def test_low_rank_model_is_smaller_and_skips_layers_it_would_grow():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(full(x), net.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+def test_layers_as_a_string_missing_ranks_and_transposed_convs_are_refused():
+    seq = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    with pytest.raises(ValueError, match=r"layers must be a list of module names, e.g. \['12'\]"):
+        lowrank.low_rank(seq, rank=1, layers="12")
+    with pytest.raises(ValueError, match=r"rank gives no value for layers \['2'\]"):
+        lowrank.low_rank(seq, rank={"0": 2}, layers=["0", "2"])
+    with pytest.raises(ValueError, match="transposed convs"):
+        lowrank.factorize(nn.ConvTranspose2d(4, 6, 3), 2)
+    up = nn.Sequential(nn.ConvTranspose2d(4, 6, 3), nn.Flatten(), nn.Linear(6 * 9, 4))
+    assert isinstance(lowrank.low_rank(up, rank_fraction=0.25)[0], nn.ConvTranspose2d)  # left as it is

@@ -113,3 +113,17 @@ def test_presets_cover_every_scale():
     assert set(sparse_speed.PRESETS) == {"ci", "cpu", "gpu"}
     ci = sparse_speed.PRESETS["ci"]
     assert set(ci.storage_sizes) <= set(ci.sizes) and max(ci.densities) == 1.0
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: sparse_speed.random_pruned(4, 4, 1.5, torch.Generator()), r"densities must lie in \(0, 1\], got \(1.5,\)"),
+    (lambda: sparse_speed.random_pruned(4, 4, 0.0, torch.Generator()), r"got \(0.0,\)"),
+    (lambda: sparse_speed.storage_bytes(8, 0.5), "densities must be a list of numbers"),
+    (lambda: sparse_speed.measure_latency({"dense": nn.Linear(4, 2)}, torch.randn(0, 4)),
+     "need at least one example in x"),
+    (lambda: sparse_speed.time_by_layer_type(nn.Sequential(nn.Linear(4, 2)), torch.randn(3, 4), repeats=0),
+     "need repeats >= 1"),
+])
+def test_bad_timing_requests_are_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -147,3 +147,26 @@ def test_lecture_06_headlines(seed):
     table = sparsity.compare_methods(settings, ds, dense, progress=False)
     stages = sparsity.deep_compression_stages(settings, ds, dense)
     claims.check("test_sparsity", sparsity.headline(table, dense, stages))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"budgets": (1.5,)}, r"ObliviousSettings.budgets must be a non-empty tuple of fractions in \(0, 1\)"),
+    ({"budgets": ()}, "budgets must be a non-empty tuple"),
+    ({"filter_amounts": (1.0,)}, "filter_amounts must be"),
+    ({"rank_fractions": (0.0,)}, r"rank_fractions must be a non-empty tuple of fractions in \(0, 1\]"),
+    ({"finetune_epochs": 0}, "finetune_epochs, latency_batch and repeats >= 1"),
+    ({"latency_batch": 0}, "latency_batch"),
+    ({"finetune_lr": -1.0}, "finetune_lr > 0"),
+    ({"bits": 20}, r"bits must be an int in 1\.\.16, got 20"),
+])
+def test_bad_settings_are_refused_before_training(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(sparsity.PRESETS["ci"], **change)
+
+
+@pytest.mark.parametrize("resolution", [0, 2, True])
+def test_a_bad_search_resolution_is_refused(resolution):
+    net = models.build("vgg_bn", (1, 8, 8), 10, width=0.5)
+    for search in (sparsity.filter_amount_for, sparsity.low_rank_fraction_for):
+        with pytest.raises(ValueError, match=r"resolution must lie in \(0, 1\)"):
+            search(net, 0.5, resolution=resolution)

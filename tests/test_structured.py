@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -152,3 +153,34 @@ def test_scores_must_fit_the_layers():
         structured.select_filters(net, 0.5, scores={"13": torch.ones(10)})
     with pytest.raises(ValueError, match=r"no scores for layers \['4'\]"):
         structured.select_filters(net, {"4": 0.5}, scores={"0": torch.ones(16)})
+
+
+@pytest.mark.parametrize(("kept", "message"), [
+    ({"0": [-1]}, r"must be distinct indices in 0\.\.3, got \[-1\]"),
+    ({"0": []}, "keeping no filter of layer '0' removes all 4"),
+    ({"0": [9]}, r"got \[9\]"),
+    ({"0": [1.7]}, "must be int indices, got torch.float32"),
+    ({"0": [1, 1]}, r"distinct indices in 0\.\.3, got \[1, 1\]"),
+])
+def test_kept_filters_that_are_not_filters_are_refused_by_mask_and_surgery(kept, message):
+    net = models.build("vgg_bn", (1, 8, 8), 3, cfg=(4, "M", 6))
+    for call in (structured.channel_mask, structured.remove_filters):
+        with pytest.raises(ValueError, match=message):
+            call(net, kept)
+
+
+def test_nan_scores_numpy_amounts_shapes_and_repeats():
+    net = models.build("vgg_bn", (1, 8, 8), 3, cfg=(4, "M", 6))
+    scores = structured.filter_scores(net)
+    scores["0"] = torch.tensor([float("nan"), 1.0, 2.0, 0.5])
+    with pytest.raises(ValueError, match=r"scores of layers \['0'\] contain NaN"):
+        structured.select_filters(net, 0.5, scores)
+    assert [len(v) for v in structured.select_filters(net, np.float32(0.5)).values()] == [2, 3]
+    with pytest.raises(ValueError, match="input_shape must be the shape of one example"):
+        structured.count_flops(net, 64)
+    with pytest.raises(ValueError, match="the model has no parameters"):
+        structured.count_flops(nn.Sequential(nn.ReLU()), (4,))
+    with pytest.raises(ValueError, match="need repeats >= 1"):
+        structured.latency(net, torch.randn(2, 1, 8, 8), repeats=0)
+    with pytest.raises(ValueError, match="x holds no example"):
+        structured.latency(net, torch.randn(0, 1, 8, 8))
