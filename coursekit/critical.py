@@ -85,6 +85,18 @@ class CriticalSettings(SGDSettings):
     seeds: tuple[int, ...] = (0,)
     fisher_examples: int = 32
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.deficit not in DEFICITS:
+            raise ValueError(f"unknown deficit {self.deficit!r}; expected one of {DEFICITS}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"seeds must be distinct non-negative ints, at least one, got {self.seeds}")
+        if not self.until_epochs or min(self.until_epochs) < 0:
+            raise ValueError(f"until_epochs must list epochs >= 0, at least one, got {self.until_epochs}")
+        if self.factor < 1 or self.clean_epochs < 1 or self.fisher_examples < 1:
+            raise ValueError(f"CriticalSettings needs factor, clean_epochs and fisher_examples >= 1; got "
+                             f"{self.factor}, {self.clean_epochs}, {self.fisher_examples}")
+
 
 def train_with_deficit(settings: CriticalSettings, data: Dataset, until_epoch: int, seed: int = 0,
                        progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -131,8 +143,8 @@ def critical_period_sweep(settings: CriticalSettings, data: Dataset, progress: b
     is always included).
     """
     until_epochs = sorted(set(settings.until_epochs) | {0})
-    if until_epochs[0] < 0:
-        raise ValueError(f"until_epochs must be ≥ 0, got {settings.until_epochs}")
+    if settings.deficit == "blur":
+        blur(data.x_train[:1], settings.factor)  # refuse a factor larger than the images before training
     runs = [(s, e) for s in settings.seeds for e in until_epochs]
     histories, fishers = [], []
     for seed, until in tqdm(runs, desc="critical periods", disable=not progress):

@@ -76,6 +76,9 @@ def channel_masks(scales: dict[str, torch.Tensor], ratio: float, scope: str = "l
     tensor([False, False, False,  True])
     """
     _check_pruning(ratio, scope)
+    nan = sorted(name for name, s in scales.items() if torch.isnan(s).any())
+    if nan:
+        raise ValueError(f"BatchNorm scales of layers {nan} contain NaN (a network that diverged?)")
     if scope == "layerwise":
         return {name: _keep_top(s.cpu(), ratio) for name, s in scales.items()}
     flat = torch.cat([s.cpu() for s in scales.values()])
@@ -106,8 +109,8 @@ def _keep_top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
 
 def mask_distance(a: ChannelMasks, b: ChannelMasks) -> float:
     """Normalised Hamming distance: the fraction of channels kept by one mask and pruned by the other."""
-    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
-        raise ValueError("masks must cover the same layers with the same widths")
+    if not a or a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise ValueError("masks must cover the same layers (at least one) with the same widths")
     differ = sum(int((a[k] != b[k]).sum()) for k in a)
     return differ / sum(m.numel() for m in a.values())
 
@@ -126,8 +129,9 @@ def early_bird_epoch(masks: list[ChannelMasks], epsilon: float = 0.1, window: in
     ``masks[i]`` is the mask after epoch ``i + 1``. Returns ``None`` when training
     ended before the masks settled.
     """
-    if not epsilon > 0:
-        raise ValueError(f"epsilon must be positive (a distance of 0 may never be reached), got {epsilon!r}")
+    if not 0 < epsilon <= 1:
+        raise ValueError(f"epsilon must lie in (0, 1]: a distance of 0 may never be reached and no distance "
+                         f"exceeds 1, got {epsilon!r}")
     if not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be a positive int, got {window!r}")
     for i in range(window, len(masks)):

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +36,23 @@ def _open(path: Path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
+def _broken(path: Path, err: Exception) -> str:
+    return (f"IDX file {path} is truncated or corrupted ({type(err).__name__}: {err}); delete it and fetch "
+            "it again (`coursekit data fetch`)")
+
+
+def _read_all(path: Path) -> bytes:
+    try:
+        with _open(path) as fh:
+            return fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(_broken(path, err)) from err
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (plain or gzipped) into a NumPy array of its shape and dtype."""
     path = Path(path)
-    with _open(path) as fh:
-        raw = fh.read()
+    raw = _read_all(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()!r})")
     ndim = raw[3]
@@ -56,7 +69,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:
     """Write ``array`` as an IDX file; gzip it when ``compress`` (default: name ends in .gz)."""
     path = Path(path)
-    dtype = np.asarray(array).dtype.newbyteorder(">")
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"write_idx takes a NumPy array, got {type(array).__name__} (use np.asarray with a dtype)")
+    dtype = array.dtype.newbyteorder(">")
     if dtype not in _CODES:
         raise ValueError(f"dtype {array.dtype} has no IDX code; use one of "
                          f"{sorted(str(np.dtype(d)) for d in _DTYPES.values())}")
@@ -72,9 +87,12 @@ def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None)
 def payload_sha256(path: str | Path) -> str:
     """SHA-256 of the file's content after gunzip (of the file itself when not gzipped)."""
     digest = hashlib.sha256()
-    with _open(Path(path)) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with _open(Path(path)) as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except (EOFError, OSError) as err:
+        raise ValueError(_broken(Path(path), err)) from err
     return digest.hexdigest()
 
 
@@ -93,7 +111,7 @@ def download(url: str, dest: str | Path, sha256: str, timeout: float = 60.0) -> 
             shutil.copyfileobj(resp, out)
         try:
             got = payload_sha256(tmp)
-        except (OSError, EOFError) as err:  # truncated or broken gzip stream
+        except (OSError, ValueError) as err:  # truncated or broken gzip stream
             raise ChecksumError(f"download of {url} is not readable ({err}); nothing was kept") from err
         if got != sha256:
             raise ChecksumError(f"download of {url} has SHA-256 {got}, expected {sha256}; "

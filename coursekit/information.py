@@ -42,8 +42,9 @@ def twelve_bit_task(seed: int = 0, train_fraction: float = 0.85) -> Dataset:
     (their task thresholds an O(3)-invariant function of the same kind). The inputs
     are ±1. ``seed`` draws the train split; val and test are both the held-out rest.
     """
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    if not 0 < train_fraction < 1 or not 1 <= round(train_fraction * 4096) < 4096:
+        raise ValueError(f"train_fraction must be in (0, 1) and leave inputs on both sides of the split, got "
+                         f"{train_fraction!r}")
     phi = (1 + 5**0.5) / 2
     ico = torch.tensor([[0, s1, s2 * phi] for s1 in (-1, 1) for s2 in (-1, 1)], dtype=torch.float64)
     vertices = torch.cat([ico, ico.roll(1, dims=1), ico.roll(2, dims=1)])
@@ -59,9 +60,13 @@ def twelve_bit_task(seed: int = 0, train_fraction: float = 0.85) -> Dataset:
     return Dataset("twelve_bit", ("0", "1"), x[tr], y[tr], x[rest], y[rest], x[rest], y[rest])
 
 
-def _check_layer(t: torch.Tensor) -> None:
+def _check_layer(t: torch.Tensor, y: torch.Tensor) -> None:
     if t.ndim != 2 or t.shape[0] < 2:
         raise ValueError(f"activations must be (examples ≥ 2, units), got shape {tuple(t.shape)}")
+    if y.shape != (t.shape[0],):
+        raise ValueError(f"need one label per row of t: t has {t.shape[0]} rows, y shape {tuple(y.shape)}")
+    if torch.isnan(t).any():
+        raise ValueError("activations contain NaN (a network that diverged?); mutual information is undefined")
 
 
 def _entropy_bits(counts: torch.Tensor) -> float:
@@ -78,10 +83,12 @@ def binned_mi(t: torch.Tensor, y: torch.Tensor, bins: int = 30,
     default the range of ``t`` itself (Saxe et al.'s choice for unbounded ReLU units).
     Each input is one distinct ``x``, so ``I(X;T) = H(T)`` of the binned patterns.
     """
-    _check_layer(t)
+    _check_layer(t, y)
     if not isinstance(bins, int) or bins < 2:
         raise ValueError(f"bins must be an int ≥ 2 (one bin holds no information), got {bins!r}")
     lo, hi = limits if limits is not None else (t.min().item(), t.max().item())
+    if limits is not None and not lo < hi:
+        raise ValueError(f"limits must be (low, high) with low < high, got {limits!r}")
     width = max(hi - lo, 1e-12) / bins
     codes = ((t - lo) / width).floor().clamp(0, bins - 1).long()
     _, pattern = torch.unique(codes, dim=0, return_inverse=True)
@@ -107,7 +114,7 @@ def kde_mi(t: torch.Tensor, y: torch.Tensor, noise_var: float = 0.1) -> tuple[fl
     so ``H(T|X)`` is the noise entropy and cancels; ``H(T)`` is bounded by pairwise
     distances between examples. Costs ``O(N²)``: pass a subsample for large ``N``.
     """
-    _check_layer(t)
+    _check_layer(t, y)
     if not noise_var > 0:
         raise ValueError(f"noise_var must be positive, got {noise_var!r}")
     t = t.double()
@@ -133,6 +140,20 @@ class InfoPlaneSettings(TrainSettings):
     kde_examples: int = 1024
     fisher_examples: int | None = None  # training inputs the Fisher trace averages over (None: all)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model != "mlp":
+            raise ValueError(f"the information plane trains an 'mlp' (hidden widths from hidden=), got {self.model!r}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must list positive layer widths, got {self.hidden}")
+        if self.activation not in models.ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; expected one of {tuple(models.ACTIVATIONS)}")
+        if self.bins < 2 or not self.noise_var > 0 or self.kde_examples < 2 or self.snapshots < 1:
+            raise ValueError(f"InfoPlaneSettings needs bins >= 2, noise_var > 0, kde_examples >= 2 and snapshots "
+                             f">= 1; got {self.bins}, {self.noise_var}, {self.kde_examples}, {self.snapshots}")
+        if self.fisher_examples is not None and self.fisher_examples < 1:
+            raise ValueError(f"fisher_examples must be a positive int or None, got {self.fisher_examples}")
 
 
 def _snapshot_epochs(epochs: int, snapshots: int) -> list[int]:

@@ -21,13 +21,20 @@ can shrink or grow a network without a new class.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
+from coursekit.runtime import get_device
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def _positive_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0
 
 
 def _activation(name: str) -> nn.Module:
@@ -37,14 +44,16 @@ def _activation(name: str) -> nn.Module:
 
 
 def _scaled(width: float, *channels: int) -> list[int]:
-    if not width > 0:
-        raise ValueError(f"width must be a positive number, got {width!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < math.inf:
+        raise ValueError(f"width must be a positive finite number, got {width!r}")
     return [max(1, round(c * width)) for c in channels]
 
 
 def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (100,),
         activation: str = "relu") -> nn.Sequential:
     """A multilayer perceptron: Flatten, then Linear + activation per hidden width, then Linear."""
+    if isinstance(hidden, (int, str)) or not all(_positive_int(h) for h in hidden):
+        raise ValueError(f"hidden must be a tuple of positive layer widths, e.g. (100,), got {hidden!r}")
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = math.prod(input_shape)
     for h in hidden:
@@ -151,8 +160,14 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, seed: int = 0
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {tuple(MODELS)}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if not _positive_int(num_classes) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int of at least 2, got {num_classes!r}")
+    if isinstance(input_shape, (int, str)) or not input_shape or not all(_positive_int(d) for d in input_shape):
+        raise ValueError(f"input_shape must be the shape of one example, e.g. (1, 28, 28), got {input_shape!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if device is not None:
+        device = get_device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MODELS[name](tuple(input_shape), num_classes, **kwargs)

@@ -27,8 +27,9 @@ data can go without losing anything if their mean is folded into the next layer'
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -48,9 +49,15 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
                          f"{y.shape[0]} labels")
 
 
+def _check_count(value: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+
+
 def loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1024) -> Scores:
     """Gradient of the mean cross-entropy on ``(x, y)`` for each prunable weight (eval mode)."""
     _check_batch(x, y)
+    _check_count(chunk, "chunk")
     weights = prunable_parameters(model)
     grads = {n: torch.zeros_like(w) for n, w in weights.items()}
     was_training = model.training
@@ -95,8 +102,7 @@ def hessian_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples
     error of an entry shrinks as ``1/√samples`` times the size of its row's off-diagonal part.
     """
     _check_batch(x, y)
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
+    _check_count(samples, "samples")
     weights = prunable_parameters(model)
     params = list(weights.values())
     was_training = model.training
@@ -156,6 +162,7 @@ def ablation(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Tensor,
         ΔL per weight, of the weight's shape (positive: the loss rises without it).
     """
     _check_batch(x, y)
+    _check_count(chunk, "chunk")
     module, head, tail = _split_at_linear(model, layer)
     was_training = model.training
     model.eval()
@@ -221,8 +228,11 @@ def obs_prune(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Tensor
     """
     module, _, _ = _split_at_linear(model, layer)
     n = module.weight.numel()
-    if not 0 < remove < n:
+    _check_count(remove, "remove")
+    if not remove < n:
         raise ValueError(f"remove must lie in 1..{n - 1} for layer {layer!r} with {n} weights, got {remove}")
+    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not damping > 0:
+        raise ValueError(f"damping must be positive (the layer Hessian is singular without it), got {damping!r}")
     hessian = layer_hessian(model, layer, x, y).double()
     hessian += damping * hessian.diagonal().mean() * torch.eye(n, dtype=hessian.dtype, device=hessian.device)
     inverse = torch.linalg.inv(hessian)
@@ -284,6 +294,9 @@ def rank_correlations(scores: dict[str, torch.Tensor]) -> pd.DataFrame:
 
     ``scores`` maps a method's name to its scores for one set of weights (same shape).
     """
+    sizes = {m: s.numel() for m, s in scores.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"every method must score the same weights; sizes per method: {sizes}")
     return pd.DataFrame({m: s.detach().flatten().double().cpu().numpy() for m, s in scores.items()}
                         ).corr(method="spearman")
 
@@ -297,6 +310,12 @@ def accuracy_at_densities(model: nn.Module, data: Dataset, scores: dict[str, Sco
     The model is not changed. Returns a table with one row per (method, density) —
     ``method``, ``density``, ``test_loss``, ``test_acc`` — and the masks by (method, density).
     """
+    if isinstance(densities, (int, float)):
+        raise ValueError(f"densities must be a list, e.g. [{densities}], got {densities!r}")
+    not_methods = [m for m, s in scores.items() if not isinstance(s, Mapping)]
+    if not_methods:
+        raise ValueError(f"scores must map each method to its {{parameter: scores}}, e.g. {{'taylor': "
+                         f"saliency.taylor(...)}}; {not_methods} map to {type(scores[not_methods[0]]).__name__}")
     rows, masks = [], {}
     for method, method_scores in scores.items():
         for density in densities:
@@ -336,7 +355,10 @@ def remove_units(model: nn.Sequential, layer: str, units: Sequence[int], x: torc
     following = next((m for m in tail if isinstance(m, nn.Linear)), None)
     if following is None:
         raise ValueError(f"layer {layer!r} is the last Linear layer: its units are the outputs")
-    units = torch.as_tensor(list(units), dtype=torch.long, device=module.weight.device)
+    given = list(units)
+    if any(isinstance(u, bool) or not isinstance(u, (int, np.integer)) for u in given) or len(set(given)) != len(given):
+        raise ValueError(f"units must be distinct int indices, got {given}")
+    units = torch.as_tensor(given, dtype=torch.long, device=module.weight.device)
     if units.numel() and (units.min() < 0 or units.max() >= module.out_features):
         raise ValueError(f"units must lie in 0..{module.out_features - 1}, got {units.tolist()}")
     if x is not None:

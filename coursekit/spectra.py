@@ -39,6 +39,12 @@ def _layer_names(model: nn.Module) -> dict[str, str]:
     return names
 
 
+def _check_labels(x: torch.Tensor, y: torch.Tensor) -> None:
+    if y.dtype != torch.long or y.shape != (x.shape[0],) or (y.numel() and int(y.min()) < 0):
+        raise ValueError(f"labels must be non-negative int64 class indices, one per input: x has {x.shape[0]} "
+                         f"inputs, y is {y.dtype} of shape {tuple(y.shape)}")
+
+
 def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "true",
                  chunk: int = 256, generator: torch.Generator | None = None) -> pd.Series:
     """Trace of the Fisher information per layer, from per-example gradients.
@@ -62,6 +68,8 @@ def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = Non
         raise ValueError(f"unknown Fisher kind {kind!r}; expected one of {FISHER_KINDS}")
     if kind == "empirical" and (y is None or y.shape[0] != x.shape[0]):
         raise ValueError("the empirical Fisher needs one label per input: pass y with y.shape[0] == x.shape[0]")
+    if y is not None:
+        _check_labels(x, y)
     if x.shape[0] == 0 or chunk < 1:
         raise ValueError(f"need at least one input and chunk ≥ 1, got {x.shape[0]} inputs, chunk={chunk}")
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
@@ -100,6 +108,9 @@ class FisherTrace:
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, kinds: tuple[str, ...] = FISHER_KINDS, seed: int = 0):
+        if isinstance(kinds, str) or not kinds or any(k not in FISHER_KINDS for k in kinds):
+            raise ValueError(f"kinds must be a tuple of Fisher kinds from {FISHER_KINDS}, got {kinds!r}")
+        _check_labels(x, y)
         self.x, self.y, self.kinds = x, y, kinds
         self.generator = torch.Generator(device=x.device).manual_seed(seed)
         self.rows: list[dict] = []

@@ -40,6 +40,9 @@ class SpectralSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        _check_frequencies(self.frequencies, self.points)
+        if not self.amplitude > 0:
+            raise ValueError(f"SpectralSettings.amplitude must be positive, got {self.amplitude}")
         if min(self.points, self.depth, self.width, self.steps, self.record_every) < 1 or not self.lr > 0:
             raise ValueError(f"SpectralSettings: points, depth, width, steps and record_every must be positive ints "
                              f"and lr must be positive; got {self}")
@@ -51,13 +54,20 @@ def _grid(points: int) -> torch.Tensor:
 
 def target(settings: SpectralSettings) -> torch.Tensor:
     """``λ(x)`` on ``settings.points`` evenly spaced ``x`` in ``[0, 1)``, phases drawn from ``seed``."""
-    freqs = torch.tensor(settings.frequencies, dtype=torch.float32)
-    if freqs.numel() == 0 or (freqs < 1).any() or freqs.max() >= settings.points / 2:
-        raise ValueError(f"frequencies must be integers from 1 to below points/2 = {settings.points / 2} "
-                         f"(Nyquist), got {settings.frequencies}")
+    freqs = torch.tensor(settings.frequencies, dtype=torch.float32)  # checked by SpectralSettings
     phases = 2 * math.pi * torch.rand(len(freqs), generator=torch.Generator().manual_seed(settings.seed))
     x = _grid(settings.points)[:, None]
     return (settings.amplitude * torch.sin(2 * math.pi * freqs * x + phases)).sum(1)
+
+
+def _check_frequencies(frequencies: tuple[int, ...], points: int) -> None:
+    """Distinct ints from 1 to below ``points / 2`` (Nyquist): the coefficients that mean ``A sin(2π k x + φ)``."""
+    ok = (not isinstance(frequencies, (int, str)) and len(frequencies) > 0
+          and all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k < points / 2 for k in frequencies)
+          and len(set(frequencies)) == len(frequencies))
+    if not ok:
+        raise ValueError(f"frequencies must be distinct integers from 1 to below points/2 = {points / 2} "
+                         f"(Nyquist), got {frequencies!r}")
 
 
 def fourier_coefficients(values: torch.Tensor, frequencies: tuple[int, ...]) -> torch.Tensor:
@@ -71,6 +81,7 @@ def fourier_coefficients(values: torch.Tensor, frequencies: tuple[int, ...]) -> 
     """
     if values.ndim != 1:
         raise ValueError(f"values must be 1-D samples of a function, got shape {tuple(values.shape)}")
+    _check_frequencies(frequencies, values.numel())
     spectrum = torch.fft.rfft(values.double()) * 2 / values.numel()
     return spectrum[list(frequencies)]
 

@@ -105,6 +105,11 @@ def train_supermask(model: nn.Module, data: Dataset, density: float, epochs: int
     """
     if not 0 < density <= 1:
         raise ValueError(f"density must lie in (0, 1], got {density!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
     frozen = {n: p.detach() for n, p in model.named_parameters()}
     scores = {n: (p.detach().abs() * (1 + 0.01 * torch.randn(p.shape, generator=torch.Generator()
                                                                  .manual_seed(seed)).to(p.device)))

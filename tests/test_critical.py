@@ -54,3 +54,22 @@ def test_late_deficit_costs_more_than_early(seed):
     fashion = data.load("fashion_mnist", "ci")
     settings = dataclasses.replace(critical.PRESETS["ci"], seeds=(seed,), fisher_examples=8)
     claims.check("test_critical", critical.headline(critical.critical_period_sweep(settings, fashion, progress=False)))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"seeds": (0, 0)}, r"seeds must be distinct non-negative ints, at least one, got \(0, 0\)"),
+    ({"seeds": ()}, "at least one"),
+    ({"until_epochs": ()}, "until_epochs must list epochs >= 0"),
+    ({"deficit": "blurr"}, "unknown deficit 'blurr'"),
+    ({"factor": 0}, "factor, clean_epochs and fisher_examples >= 1"),
+    ({"clean_epochs": 0}, "clean_epochs"),
+])
+def test_bad_sweep_settings_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(critical.PRESETS["ci"], **change)
+
+
+def test_a_blur_larger_than_the_images_is_refused_before_training(digits):
+    settings = dataclasses.replace(critical.PRESETS["ci"], factor=50, until_epochs=(1,), clean_epochs=1)
+    with pytest.raises(ValueError, match="factor must be an int from 1 to the image size 8, got 50"):
+        critical.critical_period_sweep(settings, digits, progress=False)

@@ -71,7 +71,11 @@ def test_final_accuracy_averages_the_last_three_epochs():
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: early_bird.bn_scales(models.build("conv2", (1, 8, 8), 3)), "no Conv2d followed by an affine"),
-    (lambda: early_bird.early_bird_epoch(_masks([1]), epsilon=0), "epsilon must be positive"),
+    (lambda: early_bird.early_bird_epoch(_masks([1]), epsilon=0), r"epsilon must lie in \(0, 1\]"),
+    (lambda: early_bird.early_bird_epoch(_masks([1]), epsilon=5.0), r"epsilon must lie in \(0, 1\]"),
+    (lambda: early_bird.EarlyBirdSettings(epsilon=5.0), r"epsilon must lie in \(0, 1\]"),
+    (lambda: early_bird.mask_distance({}, {}), "at least one"),
+    (lambda: early_bird.channel_masks({"a": torch.tensor([float("nan"), 1.0])}, 0.5), r"scales of layers \[.a.\] contain NaN"),
     (lambda: early_bird.early_bird_epoch(_masks([1]), window=0), "window must be a positive int"),
     (lambda: early_bird.channel_masks({"a": torch.ones(2)}, 1.0), r"ratio must lie in \[0, 1\)"),
     (lambda: early_bird.channel_masks({"a": torch.ones(2)}, 0.5, "random"), "unknown scope 'random'"),

@@ -74,3 +74,14 @@ def test_download_error_from_server(http_dir, tmp_path):
     with pytest.raises(OSError):
         idx.download(url + "missing.gz", tmp_path / "m.gz", "0" * 64)
     assert list(tmp_path.glob("m.gz*")) == []
+
+
+def test_a_truncated_gzip_names_the_file(tmp_path):
+    path = idx.write_idx(tmp_path / "x.gz", np.arange(1000, dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:20])  # a partly copied download
+    with pytest.raises(ValueError, match=r"IDX file .*x\.gz is truncated or corrupted"):
+        idx.read_idx(path)
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        idx.payload_sha256(path)
+    with pytest.raises(ValueError, match="write_idx takes a NumPy array, got list"):
+        idx.write_idx(tmp_path / "y", [[1, 2]])

@@ -68,3 +68,31 @@ def test_fisher_rises_then_falls_and_the_output_learns(seed):
             for act in ("tanh", "relu")]
     planes, fisher = (pd.concat(parts, ignore_index=True) for parts in zip(*runs, strict=True))
     claims.check("test_information", info.headline(planes, fisher))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda t, y: info.binned_mi(t, y, 30, limits=(1.0, -1.0)), r"limits must be \(low, high\) with low < high"),
+    (lambda t, y: info.binned_mi(t, y[:50]), "need one label per row of t: t has 100 rows"),
+    (lambda t, y: info.kde_mi(t, y[:50]), "need one label per row of t"),
+    (lambda t, y: info.binned_mi(t * float("nan"), y), "activations contain NaN"),
+])
+def test_estimators_refuse_what_would_read_as_zero_bits(call, message):
+    t, y = torch.randn(100, 3), torch.randint(0, 2, (100,))
+    with pytest.raises(ValueError, match=message):
+        call(t, y)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"model": "lenet300_100"}, "the information plane trains an 'mlp'"),
+    ({"hidden": (0,)}, "hidden must list positive layer widths"),
+    ({"bins": 1}, "bins >= 2"),
+    ({"noise_var": 0.0}, "noise_var > 0"),
+    ({"kde_examples": 0}, "kde_examples >= 2"),
+    ({"activation": "gelu"}, "unknown activation 'gelu'"),
+    ({"fisher_examples": 0}, "fisher_examples must be a positive int or None"),
+])
+def test_bad_information_plane_settings_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(info.PRESETS["ci"], **change)
+    with pytest.raises(ValueError, match="train_fraction"):
+        info.twelve_bit_task(train_fraction=0.99999)

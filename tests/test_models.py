@@ -68,3 +68,21 @@ def test_vgg_bn_puts_batchnorm_after_every_conv():
     kinds = [type(m).__name__ for m in model]
     assert kinds[:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
     assert kinds.count("BatchNorm2d") == 2 and model[-1].in_features == 8
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"seed": 1.5}, "seed must be a non-negative int, got 1.5"),
+    ({"seed": True}, "seed must be a non-negative int, got True"),
+    ({"hidden": (0,)}, r"hidden must be a tuple of positive layer widths, e.g. \(100,\), got \(0,\)"),
+    ({"hidden": 100}, "hidden must be a tuple"),
+    ({"hidden": (2.5,)}, "hidden must be a tuple"),
+    ({"num_classes": 2.5}, "num_classes must be an int of at least 2, got 2.5"),
+    ({"input_shape": 784}, "input_shape must be the shape of one example"),
+    ({"device": "gpu"}, "unknown device 'gpu'"),
+])
+def test_build_refuses_what_would_build_another_network(kwargs, message):
+    args = {"name": "mlp", "input_shape": (1, 8, 8), "num_classes": 10} | kwargs
+    with pytest.raises(ValueError, match=message):
+        models.build(**args)
+    with pytest.raises(ValueError, match="width must be a positive finite number, got inf"):
+        models.build("lenet300_100", (1, 8, 8), 10, width=float("inf"))

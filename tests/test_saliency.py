@@ -228,3 +228,29 @@ def test_score_registry_and_bad_requests(trained):
         saliency.remove_units(model, "3", [0])
     with pytest.raises(ValueError, match=r"units must lie in 0\.\.15"):
         saliency.remove_units(model, "1", [16])
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda m, x, y: saliency.remove_units(m, "1", [2, 2], x), r"units must be distinct int indices, got \[2, 2\]"),
+    (lambda m, x, y: saliency.remove_units(m, "1", [1.7]), "units must be distinct int indices"),
+    (lambda m, x, y: saliency.obs_prune(m, "3", x, y, remove=5, damping=0.0), "damping must be positive"),
+    (lambda m, x, y: saliency.obs_prune(m, "3", x, y, remove=True), "remove must be a positive int, got True"),
+    (lambda m, x, y: saliency.loss_gradients(m, x, y, chunk=0), "chunk must be a positive int, got 0"),
+    (lambda m, x, y: saliency.ablation(m, "3", x, y, chunk=0), "chunk must be a positive int"),
+    (lambda m, x, y: saliency.hessian_diagonal(m, x, y, samples=2.5), "samples must be a positive int, got 2.5"),
+    (lambda m, x, y: saliency.rank_correlations({"a": torch.rand(4), "b": torch.rand(5)}),
+     r"every method must score the same weights; sizes per method: \{'a': 4, 'b': 5\}"),
+])
+def test_bad_saliency_requests_are_refused(trained, call, message):
+    model, x, y = trained
+    with pytest.raises(ValueError, match=message):
+        call(model, x[:32], y[:32])
+
+
+def test_accuracy_at_densities_wants_scores_per_method(trained, digits):
+    model, x, y = trained
+    taylor = saliency.taylor(model, x, y)
+    with pytest.raises(ValueError, match=r"scores must map each method to its \{parameter: scores\}"):
+        saliency.accuracy_at_densities(model, digits, taylor, [0.5])
+    with pytest.raises(ValueError, match=r"densities must be a list, e.g. \[0.5\]"):
+        saliency.accuracy_at_densities(model, digits, {"taylor": taylor}, 0.5)

@@ -66,3 +66,14 @@ def test_bad_fisher_requests(kwargs, message):
     model = models.build("mlp", (4,), 3, seed=0, hidden=(5,))
     with pytest.raises(ValueError, match=message):
         spectra.fisher_trace(model, torch.zeros(2, 4), **kwargs)
+
+
+def test_fisher_kinds_and_labels_are_checked():
+    x = torch.randn(10, 4)
+    with pytest.raises(ValueError, match=r"kinds must be a tuple of Fisher kinds from \('true', 'empirical'\), got 'true'"):
+        spectra.FisherTrace(x, torch.zeros(10, dtype=torch.long), kinds="true")
+    with pytest.raises(ValueError, match="kinds must be a tuple"):
+        spectra.FisherTrace(x, torch.zeros(10, dtype=torch.long), kinds=("tru",))
+    model = models.build("mlp", (4,), 3, hidden=(5,))
+    with pytest.raises(ValueError, match="labels must be non-negative int64 class indices"):
+        spectra.fisher_trace(model, x, torch.zeros(10), kind="empirical")

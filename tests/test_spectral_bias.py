@@ -60,3 +60,16 @@ def test_bad_spectral_settings(kwargs, message):
 def test_learned_at_rejects_a_bad_tolerance():
     with pytest.raises(ValueError, match=r"tolerance must be in \(0, 1\)"):
         sb.learned_at(pd.DataFrame({"step": [0], "frequency": [1], "error": [0.0]}), 0)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda x: sb.fourier_coefficients(x, (-44,)), r"frequencies must be distinct integers from 1 to below points/2 = 50.0"),
+    (lambda x: sb.fourier_coefficients(x, (0,)), "from 1 to below"),
+    (lambda x: sb.fourier_coefficients(x, (50,)), "Nyquist"),
+    (lambda x: sb.fourier_coefficients(x, (7, 7)), "distinct"),
+    (lambda x: sb.SpectralSettings(amplitude=-1.0), "amplitude must be positive, got -1.0"),
+    (lambda x: sb.SpectralSettings(frequencies=()), "frequencies must be distinct integers"),
+])
+def test_frequencies_that_alias_or_double_and_negative_amplitudes_are_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(torch.sin(2 * math.pi * 7 * torch.arange(100) / 100))

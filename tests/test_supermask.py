@@ -44,3 +44,14 @@ def test_straight_through_topk():
     assert out.tolist() == [0.0, 1.0, 1.0, 0.0]
     (out * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
     assert scores.grad.tolist() == [1.0, 2.0, 3.0, 4.0]  # the gradient passes straight through
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"epochs": -1}, "epochs must be a positive int, got -1"),
+    ({"batch_size": 0}, "batch_size must be a positive int"),
+    ({"lr": 0.0}, "lr must be positive"),
+])
+def test_bad_supermask_training_is_refused(digits, kwargs, message):
+    net = models.build("mlp", digits.input_shape, 10, hidden=(8,))
+    with pytest.raises(ValueError, match=message):
+        supermask.train_supermask(net, digits, density=0.5, progress=False, **kwargs)
