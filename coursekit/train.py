@@ -290,9 +290,10 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
     check_training(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
                    weight_decay=weight_decay, lr_decay=lr_decay, eval_every=eval_every, patience=patience,
                    seeds=(seed,))
-    if callable(hooks) or not all(callable(h) for h in hooks):
+    hooks = None if callable(hooks) else list(hooks)
+    if hooks is None or not all(callable(h) for h in hooks):
         raise ValueError("hooks must be a list of callables taking a StepContext, e.g. hooks=[mask.hook(model)]")
-    hooks = sorted(hooks, key=lambda h: not getattr(h, "masks_weights", False))  # stable: masks first
+    hooks.sort(key=lambda h: not getattr(h, "masks_weights", False))  # stable: masks first
     device = data.device
     check_compatible(model, data)
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
