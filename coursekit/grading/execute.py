@@ -65,7 +65,7 @@ def _limit(cell: nbformat.NotebookNode, default: int) -> int:
     return int(cell.get("metadata", {}).get("coursekit", {}).get("timeout") or default)
 
 
-def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 4,
+def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 6,
         parameters: dict | None = None) -> list[dict]:
     """Execute ``notebook`` into ``output``; return incidents (cells removed or retried, and why)."""
     import papermill
@@ -133,7 +133,7 @@ def main(job_path: str) -> int:
         _limit_memory(int(job["memory_bytes"]))  # inherited by the kernel
     os.environ["HOME"] = job["workdir"]
     incidents = run(Path(job["notebook"]), Path(job["output"]), int(job["cell_timeout"]),
-                    int(job.get("max_attempts", 4)), job.get("parameters"))
+                    int(job.get("max_attempts", 6)), job.get("parameters"))
     tmp = Path(job["incidents"]).with_suffix(".tmp")
     tmp.write_text(json.dumps(incidents))
     os.replace(tmp, job["incidents"])
