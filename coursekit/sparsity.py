@@ -92,7 +92,7 @@ class ObliviousSettings(SGDSettings):
 
 
 PRESETS = {  # lectures/06_data_oblivious.ipynb
-    "ci": ObliviousSettings(repeats=3),
+    "ci": ObliviousSettings(repeats=9),  # timings are cheap here; 3 repeats let a busy machine blur them
     "cpu": ObliviousSettings(width=1.0, epochs=8, lr_decay=0.8, budgets=(0.5, 0.3, 0.2, 0.1),
                              finetune_epochs=2, filter_amounts=(0.1, 0.25, 0.5, 0.75, 0.9),
                              rank_fractions=(0.75, 0.5, 0.25, 0.1, 0.05), latency_batch=256, repeats=9),
