@@ -20,9 +20,9 @@ OMP_NUM_THREADS ?= 1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coursekit-installed
 
-.PHONY: setup data lab test course bench margins lint clean
+.PHONY: setup data sandbox lab test course bench margins lint clean
 
-setup: $(STAMP) data
+setup: $(STAMP) data sandbox
 
 # Re-install only when the package's dependencies or the chosen torch change.
 $(STAMP): pyproject.toml
@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml
 
 data: $(STAMP)
 	@$(BIN)/coursekit data fetch
+
+# The grading sandbox (bubblewrap): installed as root with apt, then checked.
+sandbox: $(STAMP)
+	@$(BIN)/python -m coursekit.grading.sandbox
 
 # JupyterLab refuses to run as root unless told; containers and CI often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)

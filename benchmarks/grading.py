@@ -1,8 +1,10 @@
-"""Grading throughput: lab 01 released once, 20 submissions graded with ``-j 2``.
+"""Grading throughput of lab 01 with ``-j 2``, in the sandbox and without it, side by side.
 
-The submissions are the solution with one answer removed in turn (so they differ and
-each runs every check). Last line: ``{"seconds_per_submission": x}`` (wall time of the
-whole batch over 20; release time not included).
+Lab 01 is released once; the submissions are the solution with one answer removed in turn
+(so they differ and each runs every check). They are graded in rounds of ``BATCH``, each
+round once in the bubblewrap sandbox and once with ``--no-sandbox``, alternating which
+goes first, so both see the same machine. Last line (JSON): seconds per submission for
+each and their ratio ``sandbox_over_none`` (release time not included).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from coursekit.grading import labfmt
 from coursekit.grading.grade import grade_batch
 from coursekit.grading.release import release
 
-N, JOBS = 20, 2
+ROUNDS, BATCH, JOBS = 4, 4, 2
 
 
 def main() -> None:
@@ -28,27 +30,36 @@ def main() -> None:
     source = nbformat.read(lab / "lab01_lottery.ipynb", as_version=4)
     answers = {labfmt.cell_id(c): c.source for c in source.cells
                if labfmt.role(c).get("question") and not labfmt.role(c).get("locked")}
+    seconds = {True: 0.0, False: 0.0}
+    totals = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         student_path, bundle = release(lab, tmp / "release")
         student = nbformat.read(student_path, as_version=4)
-        subs = tmp / "submissions"
-        subs.mkdir()
-        for i in range(N):
-            nb = copy.deepcopy(student)
-            skip = sorted(answers)[i % len(answers)]
-            for cell in nb.cells:
-                cid = labfmt.cell_id(cell)
-                if cid in answers and cid != skip:
-                    cell.source = answers[cid]
-            nbformat.write(nb, subs / f"student{i:02d}.ipynb")
-        start = time.perf_counter()
-        book = grade_batch(bundle, subs, tmp / "grades", jobs=JOBS, progress=True)
-        seconds = time.perf_counter() - start
-    print(book[["student", "total"]].to_string(index=False))
-    print(f"{N} submissions, -j {JOBS}: {seconds:.1f} s")
-    print(json.dumps({"seconds_per_submission": round(seconds / N, 2), "jobs": JOBS,
-                      "submissions": N}))
+        for r in range(ROUNDS):
+            subs = tmp / f"round{r}"
+            subs.mkdir()
+            for i in range(BATCH):
+                nb = copy.deepcopy(student)
+                skip = sorted(answers)[(r * BATCH + i) % len(answers)]
+                for cell in nb.cells:
+                    cid = labfmt.cell_id(cell)
+                    if cid in answers and cid != skip:
+                        cell.source = answers[cid]
+                nbformat.write(nb, subs / f"student{i:02d}.ipynb")
+            for sandboxed in (True, False) if r % 2 == 0 else (False, True):
+                start = time.perf_counter()
+                book = grade_batch(bundle, subs, tmp / f"grades{r}-{sandboxed}", jobs=JOBS,
+                                   progress=False, sandboxed=sandboxed)
+                seconds[sandboxed] += time.perf_counter() - start
+                totals[sandboxed] += book["total"].tolist()
+    assert totals[True] == totals[False], "the sandbox changed a score"
+    n = ROUNDS * BATCH
+    print(f"{n} submissions each way, -j {JOBS}: sandbox {seconds[True]:.1f} s, none {seconds[False]:.1f} s")
+    print(json.dumps({"seconds_per_submission_sandbox": round(seconds[True] / n, 2),
+                      "seconds_per_submission_none": round(seconds[False] / n, 2),
+                      "sandbox_over_none": round(seconds[True] / seconds[False], 3),
+                      "jobs": JOBS, "submissions": n}))
 
 
 if __name__ == "__main__":

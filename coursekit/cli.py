@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coursekit import data
+from coursekit.grading.sandbox import SandboxUnavailable
 from coursekit.runtime import SCALES
 
 EXIT_USAGE = 2
@@ -94,7 +95,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                     memory_bytes=int(args.memory_gb * 2**30))
     book = grade_batch(args.bundle, args.submissions, args.output, jobs=args.jobs, force=args.force,
-                       limits=limits)
+                       limits=limits, sandboxed=not args.no_sandbox)
     print(book.to_string(index=False))
     print(f"gradebook → {args.output}/gradebook.csv")
     return 0
@@ -165,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--notebook-timeout", type=_positive(int), default=600,
                    help="seconds per notebook (default 600)")
     g.add_argument("--memory-gb", type=_positive(float), default=4.0, help="memory per submission (GiB)")
+    g.add_argument("--no-sandbox", action="store_true",
+                   help="grade without the bubblewrap sandbox (where it cannot run); every feedback "
+                        "file and the gradebook say so")
     g.set_defaults(func=_cmd_grade)
 
     d = sub.add_parser("data", help="where the data sets are; fetch them")
@@ -179,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, SandboxUnavailable) as err:
         print(f"coursekit: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

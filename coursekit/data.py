@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from coursekit import idx
+from coursekit import debian, idx
 from coursekit.runtime import check_fields, get_device, preset
 
 DATA_ENV = "COURSEKIT_DATA"
@@ -173,17 +171,6 @@ def download_idx(source: IdxSource, dest: Path, mirrors: tuple[str, ...] | None 
     return dest
 
 
-def _apt_install(package: str) -> bool:
-    """Install a Debian package when running as root with apt; say whether it worked."""
-    if getattr(os, "geteuid", lambda: -1)() != 0 or shutil.which("apt-get") is None:
-        return False
-    install = ["apt-get", "install", "-y", "-q", package]
-    if subprocess.run(install, capture_output=True).returncode == 0:
-        return True
-    subprocess.run(["apt-get", "update", "-q"], capture_output=True)  # a new machine has no lists
-    return subprocess.run(install, capture_output=True).returncode == 0
-
-
 def ensure(name: str, allow_apt: bool = True, allow_download: bool = True) -> Path:
     """Make sure ``name`` is on this machine; return where it is.
 
@@ -202,7 +189,7 @@ def ensure(name: str, allow_apt: bool = True, allow_download: bool = True) -> Pa
     found = locate(name)
     if found is not None:
         return found
-    if allow_apt and source.apt_package and _apt_install(source.apt_package):
+    if allow_apt and source.apt_package and debian.apt_install(source.apt_package):
         found = locate(name)
         if found is not None:
             return found

@@ -1,5 +1,9 @@
 """Small parts of the grader: solution stripping, evidence reading, finding the culprit cell."""
 
+import json
+import subprocess
+import sys
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -111,3 +115,19 @@ def test_a_cells_limit_is_its_solution_time_scaled_and_capped():
     assert execute._limit(cell, 60) == 60
     cell.metadata["coursekit"] = {"timeout": 7}
     assert execute._limit(cell, 60) == 7
+
+
+def test_the_cpu_time_limit_stops_a_burning_kernel(tmp_path):
+    """The worker's CPU-time limit is inherited by the kernel: a cell that burns CPU past it (here
+    within its 60 s wall-clock limit) stops the kernel, and costs that cell only."""
+    path = _notebook(tmp_path, "x = 1", "while True: pass", "print(x + 1)")
+    job = {"notebook": str(path), "output": str(tmp_path / "out.ipynb"), "incidents": str(tmp_path / "inc.json"),
+           "workdir": str(tmp_path), "cell_timeout": 60, "cpu_seconds": 6, "max_attempts": 3}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    subprocess.run([sys.executable, "-m", "coursekit.grading.execute", str(tmp_path / "job.json")], check=True,
+                   timeout=300)
+    incidents = json.loads((tmp_path / "inc.json").read_text())
+    assert [(i["cell"], i["reason"]) for i in incidents] == [
+        (1, "stopped the kernel (crash, exit or out of memory)")]
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[2].outputs[0]["text"] == "2\n"

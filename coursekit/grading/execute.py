@@ -13,7 +13,8 @@ four times its limit; if it fails again the notebook is reported as not gradable
 (an incident with ``"environment": true``), and the grader tries it later, alone.
 
 Run as ``python -m coursekit.grading.execute JOB.json`` by :mod:`coursekit.grading.grade`,
-inside its own process with a memory limit, so a submission cannot take the grader with it.
+inside its own process (in the sandbox of :mod:`.sandbox`) with a memory and a CPU-time
+limit, so a submission cannot take the grader with it.
 """
 
 from __future__ import annotations
@@ -123,14 +124,12 @@ def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 6,
     return incidents
 
 
-def _limit_memory(limit_bytes: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-
-
 def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
-    if job.get("memory_bytes"):
-        _limit_memory(int(job["memory_bytes"]))  # inherited by the kernel
+    # inherited by the kernel and whatever it starts; each process counts its own CPU time
+    for limit, key in ((resource.RLIMIT_AS, "memory_bytes"), (resource.RLIMIT_CPU, "cpu_seconds")):
+        if job.get(key):
+            resource.setrlimit(limit, (int(job[key]), int(job[key])))
     os.environ["HOME"] = job["workdir"]
     incidents = run(Path(job["notebook"]), Path(job["output"]), int(job["cell_timeout"]),
                     int(job.get("max_attempts", 6)), job.get("parameters"))

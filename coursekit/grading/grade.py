@@ -34,10 +34,12 @@ from nbformat.v4 import new_code_cell
 
 from coursekit import files
 from coursekit.grading import checks as checks_mod
+from coursekit.grading import sandbox
 from coursekit.grading.labfmt import Template, cell_id, checksum
 
 BUNDLE_FILE, HIDDEN_FILE = "bundle.json", "hidden_tests.py"
 COULD_NOT_GRADE = "could not grade: the grader's environment: "
+NO_SANDBOX = "none: graded with --no-sandbox"
 
 
 @dataclass
@@ -77,6 +79,10 @@ class Limits:
     max_attempts: int = 6
     floor: int = 30
     factor: float = 10.0
+    cpu_seconds: int | None = None  # CPU time per process of a submission; None: twice notebook_timeout
+
+    def cpu_limit(self) -> int:
+        return self.cpu_seconds or 2 * self.notebook_timeout
 
     def cell_limit(self, measured: float | None) -> int:
         if measured is None:
@@ -168,22 +174,23 @@ def _read_submission(raw: bytes) -> tuple[nbformat.NotebookNode | None, str | No
         return None, f"the file is not a valid notebook ({type(err).__name__}: {str(err)[:200]})"
 
 
-def _execute(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, parameters: dict
-             ) -> tuple[nbformat.NotebookNode | None, list[dict]]:
-    """Run the assembled notebook in a worker process; return the executed notebook and incidents."""
+def _execute(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, parameters: dict,
+             sandboxed: bool) -> tuple[nbformat.NotebookNode | None, list[dict]]:
+    """Run the assembled notebook in a worker process (in the sandbox when ``sandboxed``);
+    return the executed notebook and incidents."""
     nb_path, out_path, inc_path = workdir / "graded.ipynb", workdir / "executed.ipynb", workdir / "incidents.json"
     nbformat.write(notebook, nb_path)
     job = {"notebook": str(nb_path), "output": str(out_path), "incidents": str(inc_path),
            "workdir": str(workdir), "cell_timeout": limits.cell_timeout, "memory_bytes": limits.memory_bytes,
-           "max_attempts": limits.max_attempts, "parameters": parameters}
+           "cpu_seconds": limits.cpu_limit(), "max_attempts": limits.max_attempts, "parameters": parameters}
     (workdir / "job.json").write_text(json.dumps(job))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_", "GH_"))}
-    env["MPLBACKEND"] = "Agg"
+    argv = [sys.executable, "-m", "coursekit.grading.execute", str(workdir / "job.json")]
+    if sandboxed:
+        argv = sandbox.command(argv, workdir)
     log = workdir / "worker.log"
     with open(log, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "coursekit.grading.execute", str(workdir / "job.json")],
-                                cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=workdir, env=sandbox.environment({"MPLBACKEND": "Agg"}),
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     incidents = []
     try:
         proc.wait(timeout=limits.notebook_timeout)
@@ -225,8 +232,12 @@ def _judge_all(bundle: Bundle, executed: nbformat.NotebookNode | None, nonce: st
 
 
 def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
-                   parameters: dict | None = None) -> tuple[dict, nbformat.NotebookNode | None]:
-    """Grade one submission's bytes; return the grade and the executed notebook."""
+                   parameters: dict | None = None, sandboxed: bool = True
+                   ) -> tuple[dict, nbformat.NotebookNode | None]:
+    """Grade one submission's bytes; return the grade and the executed notebook.
+
+    ``sandboxed``: run it in the sandbox (:mod:`.sandbox`); ``False`` is recorded in the grade.
+    """
     nonce = secrets.token_hex(16)
     submission, problem = _read_submission(raw)
     notes = [problem] if problem else []
@@ -238,7 +249,7 @@ def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
             role = cell.metadata["coursekit"] if "coursekit" in cell.metadata else None
             if role is not None and role.get("id") in bundle.cell_seconds:
                 role["timeout"] = limits.cell_limit(bundle.cell_seconds[role["id"]])
-        executed, incidents = _execute(assembled, workdir, limits, parameters or {"SCALE": "ci"})
+        executed, incidents = _execute(assembled, workdir, limits, parameters or {"SCALE": "ci"}, sandboxed)
     stuck = [i["reason"] for i in incidents if i.get("environment")]
     results = _judge_all(bundle, executed, nonce)
     questions = {}
@@ -250,20 +261,24 @@ def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
              "submission_sha256": hashlib.sha256(raw).hexdigest(),
              "status": COULD_NOT_GRADE + "; ".join(stuck) if stuck else "graded",
              "total": None if stuck else sum(q["points"] for q in questions.values()),
-             "max_total": bundle.max_points, "questions": questions, "notes": notes, "incidents": incidents}
+             "max_total": bundle.max_points, "sandbox": sandboxed, "questions": questions, "notes": notes,
+             "incidents": incidents}
     return grade, executed
 
 
 def feedback_markdown(student: str, grade: dict) -> str:
     """What a student reads: points per question, each check passed or failed with its message."""
+    header = [f"# {grade['lab']}: feedback for {student}", ""]
+    if not grade.get("sandbox"):
+        header += ["*Graded without a sandbox (`--no-sandbox`): the notebook ran with the grading "
+                   "machine's files and network in reach.*", ""]
     if not graded(grade):
         return "\n".join([
-            f"# {grade['lab']}: feedback for {student}", "",
+            *header,
             "**Not graded yet.** Your notebook could not be run to the end on the grading machine, for a "
             "reason that is not your work's (" + grade["status"].removeprefix(COULD_NOT_GRADE) + "). "
             "No points were taken; your instructor will grade it again.", ""])
-    lines = [f"# {grade['lab']}: feedback for {student}", "",
-             f"**Score: {grade['total']:g} / {grade['max_total']:g}**", "",
+    lines = [*header, f"**Score: {grade['total']:g} / {grade['max_total']:g}**", "",
              "| question | points | |", "|---|---|---|"]
     for q, info in grade["questions"].items():
         ok = "✓" if info["points"] == info["max"] else "✗"
@@ -293,11 +308,19 @@ def _write_atomic(path: Path, text: str) -> str:
 
 
 def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path, jobs: int = 1,
-                force: bool = False, limits: Limits | None = None, progress: bool = True) -> pd.DataFrame:
-    """Grade every ``*.ipynb`` in ``submissions`` into ``out``; return (and write) the gradebook."""
+                force: bool = False, limits: Limits | None = None, progress: bool = True,
+                sandboxed: bool = True) -> pd.DataFrame:
+    """Grade every ``*.ipynb`` in ``submissions`` into ``out``; return (and write) the gradebook.
+
+    Each submission runs in the sandbox (:mod:`.sandbox`); where there is none, this raises
+    :class:`~.sandbox.SandboxUnavailable` unless ``sandboxed=False`` (``--no-sandbox``),
+    which every feedback file and the gradebook then mention.
+    """
     from tqdm.auto import tqdm
 
     bundle = Bundle.load(bundle_dir)
+    if sandboxed:
+        sandbox.require()
     limits = limits or Limits()
     submissions, out = Path(submissions), Path(out)
     if not submissions.is_dir():
@@ -314,7 +337,8 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
             try:
                 old = json.loads(existing.read_text())
                 if (old.get("submission_sha256") == hashlib.sha256(raw).hexdigest()
-                        and old.get("release_id") == bundle.template.release_id and graded(old)):
+                        and old.get("release_id") == bundle.template.release_id and graded(old)
+                        and (old.get("sandbox", False) or not sandboxed)):
                     grades[student] = old
                     continue
             except (OSError, ValueError):
@@ -324,7 +348,7 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
 
     def one(student: str) -> tuple[str, dict, nbformat.NotebookNode | None]:
         with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as tmp:
-            grade, executed = grade_notebook(bundle, raws[student], Path(tmp), limits)
+            grade, executed = grade_notebook(bundle, raws[student], Path(tmp), limits, sandboxed=sandboxed)
         return student, grade, executed
 
     def record(student: str, grade: dict, executed) -> None:
@@ -371,12 +395,14 @@ def _restore_tampered(written: dict[Path, str], grades: dict[str, dict], out: Pa
 def _gradebook(grades: dict[str, dict], bundle: Bundle, out: Path) -> pd.DataFrame:
     rows = []
     for student, g in sorted(grades.items()):
-        row = {"student": student, "status": g.get("status", "graded")}
+        row = {"student": student, "status": g.get("status", "graded"),
+               "sandbox": "bubblewrap" if g.get("sandbox") else NO_SANDBOX}
         if graded(g):
             row |= {q: info["points"] for q, info in g["questions"].items()}
         row |= {"total": g["total"], "max": g["max_total"], "notes": len(g["notes"]) + len(g["incidents"])}
         rows.append(row)
-    table = pd.DataFrame(rows, columns=["student", *bundle.template.questions, "total", "max", "status", "notes"])
+    table = pd.DataFrame(rows, columns=["student", *bundle.template.questions, "total", "max", "status", "sandbox",
+                                        "notes"])
     tmp = out / "gradebook.csv.tmp"
     table.to_csv(tmp, index=False)
     os.replace(tmp, out / "gradebook.csv")

@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 
 from coursekit.grading import checks as checks_mod
+from coursekit.grading import sandbox
 from coursekit.grading.grade import BUNDLE_FILE, HIDDEN_FILE, Bundle, Limits, grade_notebook, graded
 from coursekit.grading.labfmt import read_source, student_notebook
 
@@ -52,6 +53,7 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
     if unknown:
         raise ValueError(f"hidden checks for unknown questions {sorted(unknown)}")
     limits = limits or Limits()
+    sandboxed = sandbox.problem() is None  # run as the grader will, where the sandbox works
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         tmp = Path(tmp)
         staging = tmp / "bundle"
@@ -61,14 +63,16 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
         (staging / BUNDLE_FILE).write_text(json.dumps({"template": template.to_json(), "reference": {}}))
         work = tmp / "solution"
         work.mkdir()
-        grade, executed = grade_notebook(Bundle.load(staging), nbformat.writes(source).encode(), work, limits)
+        grade, executed = grade_notebook(Bundle.load(staging), nbformat.writes(source).encode(), work, limits,
+                                         sandboxed=sandboxed)
         reference, first_seconds = _evidence(executed), _cell_seconds(executed)
         (staging / BUNDLE_FILE).write_text(json.dumps({"template": template.to_json(),
                                                        "reference": reference}, indent=1))
         bundle = Bundle.load(staging)
         work = tmp / "solution-judged"
         work.mkdir()
-        grade, executed = grade_notebook(bundle, nbformat.writes(source).encode(), work, limits)
+        grade, executed = grade_notebook(bundle, nbformat.writes(source).encode(), work, limits,
+                                         sandboxed=sandboxed)
         problems = [f"{c['check']}: {c['message']}" for q in grade["questions"].values()
                     for c in q["checks"] if not c["passed"]]
         problems += _public_test_errors(executed)
@@ -83,7 +87,7 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
         student = student_notebook(source, template)
         work = tmp / "blank"
         work.mkdir()
-        blank, _ = grade_notebook(bundle, nbformat.writes(student).encode(), work, limits)
+        blank, _ = grade_notebook(bundle, nbformat.writes(student).encode(), work, limits, sandboxed=sandboxed)
         if not graded(blank):
             raise ValueError(f"refusing to release: the blank notebook could not be run ({blank['status']})")
         if blank["total"] > 0:
