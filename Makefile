@@ -9,13 +9,15 @@ SCALE ?= ci
 # Extra arguments for `jupyter lab`, e.g. LAB_ARGS="--no-browser --port=8899".
 LAB_ARGS ?=
 PYTEST_ARGS ?=
-# Test workers (pytest-xdist; each test file runs whole on one worker, so a notebook's
-# cells stay in order). Each worker runs torch on one thread: two workers on two cores
-# beat one worker with two threads (7.4 → 5.1 min here). TEST_JOBS=0 runs serially.
-TEST_JOBS ?= auto
 # Torch threads per test worker (one per worker on 2 cores is fastest); OMP_NUM_THREADS=2 make test
 # checks that nothing depends on it.
 OMP_NUM_THREADS ?= 1
+# Test workers (pytest-xdist; each test file runs whole on one worker, so a notebook's
+# cells stay in order): as many as the cores hold at OMP_NUM_THREADS threads each. Two
+# workers on two cores beat one worker with two threads (7.4 → 5.1 min here), and more
+# threads than cores make OpenMP threads wait for each other (a lecture cell: 20 s → 120 s).
+# TEST_JOBS=0 runs serially.
+TEST_JOBS ?= $(shell n=$$(( $$(nproc) / $(OMP_NUM_THREADS) )); echo $$(( n > 0 ? n : 1 )))
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coursekit-installed

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from coursekit import models
+from coursekit import models, runtime
 from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.spectra import FisherTrace
@@ -105,19 +105,22 @@ def train_with_deficit(settings: CriticalSettings, data: Dataset, until_epoch: i
     Returns the history of :func:`coursekit.train.fit` (validation accuracy per epoch;
     the last row also has the final ``test_acc``) and the per-layer Fisher trace after
     every epoch (:class:`coursekit.spectra.FisherTrace`, on ``fisher_examples`` clean
-    training images), both with ``until_epoch`` and ``seed`` columns.
+    training images), both with ``until_epoch`` and ``seed`` columns. On the CPU it
+    trains on one thread (:func:`coursekit.runtime.one_thread`): the network is small.
     """
     epochs = until_epoch + settings.clean_epochs
     model = models.build(settings.model, data.input_shape, data.num_classes, seed=seed, device=data.device,
                          width=settings.width)
     n = settings.fisher_examples
     fisher = FisherTrace(data.x_train[:n], data.y_train[:n], seed=seed)
-    fisher.record(model, 0)
-    result = fit(model, data, **settings.fit_kwargs() | {"epochs": epochs}, seed=seed,
-                 transform=deficit(settings.deficit, until_epoch, epochs, settings.factor),
-                 hooks=[fisher], progress=progress, desc=f"deficit until {until_epoch}")
+    with runtime.one_thread(data.device):
+        fisher.record(model, 0)
+        result = fit(model, data, **settings.fit_kwargs() | {"epochs": epochs}, seed=seed,
+                     transform=deficit(settings.deficit, until_epoch, epochs, settings.factor),
+                     hooks=[fisher], progress=progress, desc=f"deficit until {until_epoch}")
+        test_acc = evaluate(model, *data.split("test"))["acc"]
     history = result.history.assign(test_acc=float("nan"), until_epoch=until_epoch, seed=seed)
-    history.loc[history.index[-1], "test_acc"] = evaluate(model, *data.split("test"))["acc"]
+    history.loc[history.index[-1], "test_acc"] = test_acc
     return history, fisher.table().assign(until_epoch=until_epoch, seed=seed)
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from coursekit import models, structured
+from coursekit import models, runtime, structured
 from coursekit.claims import Claim
 from coursekit.data import Dataset
 from coursekit.train import SGDSettings, fit
@@ -205,9 +205,10 @@ def search(settings: EarlyBirdSettings, data: Dataset, progress: bool = True) ->
             scales.append(bn_scales(ctx.model))
             states.append({k: v.detach().clone() for k, v in ctx.model.state_dict().items()})
 
-    result = fit(model, data, **settings.fit_kwargs(), seed=settings.seed,
-                 penalty=slimming_penalty(settings.slimming), hooks=[record], eval_test=True,
-                 progress=progress, desc="slimming search")
+    with runtime.one_thread(data.device):  # a small network: a second CPU thread only adds waiting
+        result = fit(model, data, **settings.fit_kwargs(), seed=settings.seed,
+                     penalty=slimming_penalty(settings.slimming), hooks=[record], eval_test=True,
+                     progress=progress, desc="slimming search")
     return Search(scales, states, result.history, model)
 
 
@@ -221,9 +222,10 @@ def retrain_ticket(settings: EarlyBirdSettings, data: Dataset, found: Search, ep
     masks = channel_masks(found.scales[epoch - 1], settings.ratio, settings.scope)
     kept = {name: m.nonzero().squeeze(1) for name, m in masks.items()}
     ticket = structured.remove_filters(found.network_at(epoch), kept)
-    result = fit(ticket, data, **settings.fit_kwargs() | {"epochs": settings.retrain_epochs},
-                 seed=settings.seed, eval_test=True, progress=progress,
-                 desc=f"retrain ticket of epoch {epoch}")
+    with runtime.one_thread(data.device):
+        result = fit(ticket, data, **settings.fit_kwargs() | {"epochs": settings.retrain_epochs},
+                     seed=settings.seed, eval_test=True, progress=progress,
+                     desc=f"retrain ticket of epoch {epoch}")
     return ticket, result.history
 
 

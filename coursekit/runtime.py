@@ -230,13 +230,18 @@ def setup(scale: str | None = None, seed: int = 0, device: str | None = None,
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
+def one_thread(device: str | torch.device | None = None) -> Iterator[None]:
     """Run torch on one CPU thread inside the block, then restore the thread count.
 
     Tiny models and small LAPACK calls gain nothing from a second thread and, on a busy
     2-core machine, lose a lot to waiting for it (a 64×288 SVD: 1.3 s on two threads,
-    2 ms on one; the 12-bit network of lecture 04 runs several times faster).
+    2 ms on one; the 12-bit network of lecture 04 runs several times faster; lecture 04's
+    critical-period sweep took over 120 s instead of 20 with two threads per test worker).
+    With a ``device`` other than the CPU, nothing changes.
     """
+    if device is not None and torch.device(device).type != "cpu":
+        yield
+        return
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -140,7 +140,7 @@ def time_sparse_matmul(densities: Sequence[float] = (0.01, 0.1, 0.5), out_featur
             csr, small = w.to_sparse_csr(), w[:max(1, round(d * out_features))].clone()
             calls |= {(d, "dense"): lambda w=w: w @ x, (d, "csr"): lambda c=csr: c @ x,
                       (d, "structured"): lambda s=small: s @ x}
-        one = runtime.one_thread() if single_thread and device.type == "cpu" else contextlib.nullcontext()
+        one = runtime.one_thread(device) if single_thread else contextlib.nullcontext()
         with one:
             times = time_interleaved(calls, repeats, number, device)
     rows = []
@@ -220,7 +220,7 @@ def measure_latency(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int = 
     modes = {name: net.training for name, net in nets.items()}
     for net in nets.values():
         net.eval()
-    with torch.no_grad(), (runtime.one_thread() if x.device.type == "cpu" else contextlib.nullcontext()):
+    with torch.no_grad(), runtime.one_thread(x.device):
         times = time_interleaved({name: (lambda n=net: n(x)) for name, net in nets.items()}, repeats, 1,
                                  x.device)
     for name, net in nets.items():
@@ -275,7 +275,7 @@ def time_by_layer_type(model: nn.Module, x: torch.Tensor, repeats: int = 5) -> p
     was_training = model.training
     model.eval()
     try:
-        with runtime.one_thread() if x.device.type == "cpu" else contextlib.nullcontext():
+        with runtime.one_thread(x.device):
             model(x)  # warm-up
             for t in times.values():
                 t.clear()

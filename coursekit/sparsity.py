@@ -26,7 +26,6 @@ than it gains. Latency is measured by :func:`coursekit.sparse_speed.measure_late
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from dataclasses import dataclass
@@ -103,15 +102,10 @@ PRESETS = {  # lectures/06_data_oblivious.ipynb
 }
 
 
-def _quiet_threads(data: Dataset):
-    """One CPU thread for these small networks (see the module docstring); nothing on a GPU."""
-    return runtime.one_thread() if data.device.type == "cpu" else contextlib.nullcontext()
-
-
 def _fit(settings: ObliviousSettings, model: nn.Module, data: Dataset, epochs: int, lr: float,
          hooks=(), desc: str = "training", progress: bool = False) -> float:
     """Train in place; returns the final test accuracy."""
-    with _quiet_threads(data):
+    with runtime.one_thread(data.device):
         fit(model, data, **settings.fit_kwargs() | {"epochs": epochs, "lr": lr}, seed=settings.seed,
             hooks=hooks, progress=progress, desc=desc)
     return accuracy(model, data)
@@ -119,7 +113,7 @@ def _fit(settings: ObliviousSettings, model: nn.Module, data: Dataset, epochs: i
 
 def accuracy(model: nn.Module, data: Dataset) -> float:
     """Accuracy of ``model`` on the test split."""
-    with _quiet_threads(data):
+    with runtime.one_thread(data.device):
         return evaluate(model, *data.split("test"))["acc"]
 
 
