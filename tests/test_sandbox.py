@@ -25,9 +25,15 @@ def _inside(tmp_path, code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_only_python_coursekit_and_the_data_are_mounted():
-    """Asked of a fresh interpreter, not of this one (pytest put the course's folders on sys.path)."""
+@pytest.mark.parametrize("pythonpath", [None, str(LABS.parent)])
+def test_only_python_coursekit_and_the_data_are_mounted(pythonpath, monkeypatch):
+    """Asked of a fresh interpreter, not of this one (pytest put the course's folders on sys.path);
+    with the course's own folder on PYTHONPATH, only its package is mounted."""
+    if pythonpath:
+        monkeypatch.setenv("PYTHONPATH", pythonpath)
+    sandbox.readable_paths.cache_clear()
     mounted = sandbox.readable_paths()
+    sandbox.readable_paths.cache_clear()
     assert not any(LABS.resolve().is_relative_to(p) for p in mounted), mounted  # no lab source
     assert not any(Path(__file__).resolve().is_relative_to(p) for p in mounted), mounted  # no tests
     package = Path(coursekit.__file__).parent.resolve()

@@ -65,6 +65,9 @@ def readable_paths() -> tuple[Path, ...]:
         out = subprocess.run([sys.executable, "-c", _PROBE], cwd=tmp, env=environment(),
                              capture_output=True, text=True, check=True).stdout
     found = {Path(p) for p in json.loads(out)} | {data.cache_dir(), data.REPO_DATA}
+    # a path entry that is the course's own folder (PYTHONPATH=. in a checkout) holds the lab
+    # sources and their solutions: of it, only the package is mounted
+    found = {p / "coursekit" if (p / "coursekit" / "__init__.py").is_file() else p for p in found}
     real = {p.resolve() for p in found if p.exists()} | {p for p in found if p.exists()}
     real = {p for p in real if not p.is_relative_to("/usr")}
     # a folder inside another one already listed needs no mount of its own
