@@ -39,7 +39,7 @@ data: $(STAMP)
 
 # The grading sandbox (bubblewrap): installed as root with apt, then checked.
 sandbox: $(STAMP)
-	@$(BIN)/python -m coursekit.grading.sandbox
+	@$(BIN)/python -m coursekit.tooling.grading.sandbox
 
 # JupyterLab refuses to run as root unless told; containers and CI often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)

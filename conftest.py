@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit.notebooks import CHECK_MARK, expected_outputs
+from coursekit.tooling.notebooks import CHECK_MARK, expected_outputs
 
 MISSING = ("no expected output recorded for this cell: run "
            "`coursekit record-outputs {path}` and commit tests/expected_outputs/")

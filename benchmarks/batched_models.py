@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from coursekit import models, runtime
-from coursekit.batched import BatchedModels
-from coursekit.train import make_optimizer
+from coursekit.core.batched import BatchedModels
+from coursekit.core.train import make_optimizer
 
 BATCH = 60
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit.course import LABS
-from coursekit.grading import labfmt
-from coursekit.grading.grade import grade_batch
-from coursekit.grading.release import release
+from coursekit.tooling.course import LABS
+from coursekit.tooling.grading import labfmt
+from coursekit.tooling.grading.grade import grade_batch
+from coursekit.tooling.grading.release import release
 
 ROUNDS, BATCH, JOBS = 4, 4, 2
 

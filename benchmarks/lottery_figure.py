@@ -17,17 +17,17 @@ import argparse
 import json
 import time
 
-from coursekit import data, lottery, runtime
+from coursekit import data, lottery, lottery_tickets, runtime
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=tuple(lottery.PRESETS), default="cpu")
+    parser.add_argument("--scale", choices=tuple(lottery_tickets.PRESETS), default="cpu")
     parser.add_argument("--batched-only", action="store_true")
     args = parser.parse_args()
     device = runtime.get_device()
     ds = data.load("fashion_mnist", args.scale, device)
-    settings = lottery.PRESETS[args.scale]
+    settings = lottery_tickets.PRESETS[args.scale]
     times = {}
     for batch in (True,) if args.batched_only else (False, True):
         start = time.perf_counter()

@@ -3,11 +3,11 @@
 Variants, each timed over a block of steps, interleaved and repeated (the machine
 is noisy: only ratios taken side by side mean anything):
 
-* ``dense``: the plain step (optimisers as ``coursekit.train.make_optimizer`` makes them: fused);
+* ``dense``: the plain step (optimisers as ``coursekit.core.train.make_optimizer`` makes them: fused);
 * ``masked``: coursekit's step, re-zeroing pruned weights after ``optimizer.step()``
-  with one ``torch._foreach_mul_`` (:meth:`coursekit.masks.Mask.hook`);
+  with one ``torch._foreach_mul_`` (:meth:`coursekit.core.masks.Mask.hook`);
 * ``masked_grad``: the same plus masking the gradients before the step (keeps the
-  optimiser state clean; the alternative the docstring of ``coursekit.masks`` weighs);
+  optimiser state clean; the alternative the docstring of ``coursekit.core.masks`` weighs);
 * ``torchprune``: ``torch.nn.utils.prune`` (a forward pre-hook recomputing
   ``weight = weight_orig * weight_mask`` at every forward pass).
 
@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from coursekit import models, runtime
-from coursekit.masks import prunable_parameters
-from coursekit.pruning import mask_from_scores
-from coursekit.train import make_optimizer
+from coursekit.core.masks import prunable_parameters
+from coursekit.core.pruning import mask_from_scores
+from coursekit.core.train import make_optimizer
 
 BATCH, DENSITY = 60, 0.2
 

@@ -4,12 +4,12 @@ One Linear-sized product ``W @ X``: ``W`` is 2048 × 2048 (16 MiB of fp32, large
 any L2 cache, the size of a VGG classifier layer) and ``X`` a minibatch of 64
 activations, so the arithmetic (268 M multiply–adds dense) dwarfs Python's per-call
 overhead and the comparison is about the kernels. Variants, per density of ``W``
-(:func:`coursekit.sparse_speed.time_sparse_matmul`):
+(:func:`coursekit.methods.sparse_speed.time_sparse_matmul`):
 
 * ``dense``: ``W`` stored dense with its zeros, what masked training computes;
 * ``csr``: ``W.to_sparse_csr() @ X``, unstructured sparsity through ``torch.sparse``;
 * ``structured``: a dense ``W`` with only ``density × 2048`` rows, what filter
-  pruning (:mod:`coursekit.structured`) leaves.
+  pruning (:mod:`coursekit.methods.structured`) leaves.
 
 Every (density, variant) block is timed in turn within each repeat (interleaved) and
 the ratios ``dense / variant`` are paired per repeat; medians over repeats.
@@ -18,7 +18,7 @@ time over CSR time at 1 %, 10 %, 50 % density), ``structured_speedup_50`` (dense
 over the time of the half-height layer) and ``csr_break_even`` (the density below which
 CSR wins, interpolated, or null).
 
-By default the kernels run on one thread (:func:`coursekit.runtime.one_thread`;
+By default the kernels run on one thread (:func:`coursekit.core.runtime.one_thread`;
 ``--threads 0``: torch's default; ``--threads N``: N threads). On a
 machine whose other cores are busy, a multi-threaded kernel waits for them: on 2 shared
 cores every 2-thread call here took a multiple of 4 ms (the scheduler's time slice),

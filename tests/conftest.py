@@ -46,7 +46,7 @@ def sandboxed() -> bool:
     with ``COURSEKIT_REQUIRE_SANDBOX=1`` (as CI sets) its absence fails the tests that need it."""
     import os
 
-    from coursekit.grading import sandbox
+    from coursekit.tooling.grading import sandbox
 
     reason = sandbox.problem()
     if reason is not None and os.environ.get("COURSEKIT_REQUIRE_SANDBOX") == "1":

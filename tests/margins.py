@@ -1,7 +1,7 @@
 """How far each trained check lies from failing: ``make margins`` (CI need not run it).
 
 Every lecture notebook and every test marked ``trained`` states its headline results
-as claims (:mod:`coursekit.claims`). This script runs them all at ``ci`` scale for
+as claims (:mod:`coursekit.core.claims`). This script runs them all at ``ci`` scale for
 each seed and each torch thread count asked for (default: seeds 0–4, 1 and 2
 threads), collects every claim's value, and prints one row per claim:
 
@@ -51,7 +51,7 @@ def _jobs(seeds: list[int], threads: list[int], only: str | None) -> list[dict]:
             for nb in notebooks:
                 if only is None or only in nb.stem:
                     jobs.append({"threads": t, "seed": seed, "name": nb.stem,
-                                 "cmd": [sys.executable, "-m", "coursekit.cli", "run", str(nb), "--scale", "ci",
+                                 "cmd": [sys.executable, "-m", "coursekit.tooling.cli", "run", str(nb), "--scale", "ci",
                                          "-p", f"SEED={seed}", "-o", "{tmp}/" + nb.name]})
             picked = [str(p) for p in tests if only is None or only in p.stem]
             if picked:

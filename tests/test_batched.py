@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from coursekit import batched, models, train
-from coursekit.masks import prunable_parameters
-from coursekit.pruning import mask_from_scores
+from coursekit.core.masks import prunable_parameters
+from coursekit.core.pruning import mask_from_scores
 
 SEEDS = [0, 1, 2]
 

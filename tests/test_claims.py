@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from coursekit.claims import Claim, check, seeds
+from coursekit.core.claims import Claim, check, seeds
 
 sys.path.insert(0, str(Path(__file__).parent))
 import margins  # tests/margins.py, the runner of `make margins`

@@ -46,5 +46,5 @@ def test_param_parsing():
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "coursekit.cli", "list"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "coursekit.tooling.cli", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "00_index" in result.stdout

@@ -1,4 +1,4 @@
-"""k-means weight sharing and canonical Huffman coding (coursekit.coding)."""
+"""k-means weight sharing and canonical Huffman coding (coursekit.methods.coding)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from coursekit import coding
-from coursekit.coding import Huffman, huffman_lengths, kmeans
+from coursekit.methods.coding import Huffman, huffman_lengths, kmeans
 
 
 def test_huffman_lengths_of_a_known_table():

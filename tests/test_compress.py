@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from coursekit import compress, models
-from coursekit.compress import COO, CSR, Bitmask, DeepCompressed
-from coursekit.masks import nonzero_density
-from coursekit.train import fit
+from coursekit.core.masks import nonzero_density
+from coursekit.core.train import fit
+from coursekit.methods.compress import COO, CSR, Bitmask, DeepCompressed
 
 
 def _four_by_four():

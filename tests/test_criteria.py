@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from coursekit import criteria
-from coursekit.pruning import mask_from_scores
+from coursekit.core.pruning import mask_from_scores
 
 # values exact in binary, so ties are real ties
 W_INIT = torch.tensor([1.0, -0.25, 0.5, -0.75])

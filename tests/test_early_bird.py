@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from coursekit import claims, data, early_bird, models
+from coursekit import claims, data, early_bird, models, slimming
 
 
 def _masks(*rows):
@@ -13,33 +13,33 @@ def _masks(*rows):
 
 def test_bn_scales_are_keyed_by_conv():
     net = models.build("vgg_bn", (1, 8, 8), 3, cfg=(4, "M", 6))
-    scales = early_bird.bn_scales(net)
+    scales = slimming.bn_scales(net)
     assert {k: v.shape[0] for k, v in scales.items()} == {"0": 4, "4": 6}
 
 
 def test_global_threshold_and_one_channel_per_layer():
     scales = {"a": torch.tensor([0.1, 0.2]), "b": torch.tensor([5.0, 4.0, 3.0, 2.0])}
-    masks = early_bird.channel_masks(scales, 0.5, scope="global")
+    masks = slimming.channel_masks(scales, 0.5, scope="global")
     assert masks["b"].tolist() == [True, True, True, False]
     assert masks["a"].tolist() == [False, True]  # all below threshold, the largest survives
-    assert sum(int(m.sum()) for m in early_bird.channel_masks(scales, 0.0, "global").values()) == 6
-    layerwise = early_bird.channel_masks(scales, 0.5)
+    assert sum(int(m.sum()) for m in slimming.channel_masks(scales, 0.0, "global").values()) == 6
+    layerwise = slimming.channel_masks(scales, 0.5)
     assert layerwise["a"].tolist() == [False, True] and layerwise["b"].tolist() == [True, True, False, False]
 
 
 def test_distance_and_stopping_rule():
     masks = _masks([1, 1, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 1, 1], [0, 1, 1, 1], [0, 1, 1, 1])
-    assert early_bird.mask_distance(masks[0], masks[1]) == 0.5
-    d = early_bird.distance_matrix(masks)
+    assert slimming.mask_distance(masks[0], masks[1]) == 0.5
+    d = slimming.distance_matrix(masks)
     assert d.shape == (6, 6) and d.loc[2, 3] == 0 and d.loc[1, 2] == 0.5 and (d.values == d.values.T).all()
-    assert early_bird.early_bird_epoch(masks, epsilon=0.3, window=2) == 4   # ≤ 0.25 from epochs 2 and 3
-    assert early_bird.early_bird_epoch(masks, epsilon=0.1, window=2) == 6   # equal to epochs 4 and 5
-    assert early_bird.early_bird_epoch(masks, epsilon=0.1, window=5) is None
+    assert slimming.early_bird_epoch(masks, epsilon=0.3, window=2) == 4   # ≤ 0.25 from epochs 2 and 3
+    assert slimming.early_bird_epoch(masks, epsilon=0.1, window=2) == 6   # equal to epochs 4 and 5
+    assert slimming.early_bird_epoch(masks, epsilon=0.1, window=5) is None
 
 
 def test_slimming_penalty_is_l1_of_bn_scales():
     net = models.build("vgg_bn", (1, 8, 8), 3, cfg=(4, "M", 6))
-    assert early_bird.slimming_penalty(0.5)(net).item() == pytest.approx(0.5 * 10)  # γ starts at 1
+    assert slimming.slimming_penalty(0.5)(net).item() == pytest.approx(0.5 * 10)  # γ starts at 1
 
 
 def test_compare_tickets_on_digits(digits):
@@ -70,16 +70,16 @@ def test_final_accuracy_averages_the_last_three_epochs():
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda: early_bird.bn_scales(models.build("conv2", (1, 8, 8), 3)), "no Conv2d followed by an affine"),
-    (lambda: early_bird.early_bird_epoch(_masks([1]), epsilon=0), r"epsilon must lie in \(0, 1\]"),
-    (lambda: early_bird.early_bird_epoch(_masks([1]), epsilon=5.0), r"epsilon must lie in \(0, 1\]"),
+    (lambda: slimming.bn_scales(models.build("conv2", (1, 8, 8), 3)), "no Conv2d followed by an affine"),
+    (lambda: slimming.early_bird_epoch(_masks([1]), epsilon=0), r"epsilon must lie in \(0, 1\]"),
+    (lambda: slimming.early_bird_epoch(_masks([1]), epsilon=5.0), r"epsilon must lie in \(0, 1\]"),
     (lambda: early_bird.EarlyBirdSettings(epsilon=5.0), r"epsilon must lie in \(0, 1\]"),
-    (lambda: early_bird.mask_distance({}, {}), "at least one"),
-    (lambda: early_bird.channel_masks({"a": torch.tensor([float("nan"), 1.0])}, 0.5), r"scales of layers \[.a.\] contain NaN"),
-    (lambda: early_bird.early_bird_epoch(_masks([1]), window=0), "window must be a positive int"),
-    (lambda: early_bird.channel_masks({"a": torch.ones(2)}, 1.0), r"ratio must lie in \[0, 1\)"),
-    (lambda: early_bird.channel_masks({"a": torch.ones(2)}, 0.5, "random"), "unknown scope 'random'"),
-    (lambda: early_bird.mask_distance(_masks([1])[0], {"1": torch.ones(1, dtype=torch.bool)}), "same layers"),
+    (lambda: slimming.mask_distance({}, {}), "at least one"),
+    (lambda: slimming.channel_masks({"a": torch.tensor([float("nan"), 1.0])}, 0.5), r"scales of layers \[.a.\] contain NaN"),
+    (lambda: slimming.early_bird_epoch(_masks([1]), window=0), "window must be a positive int"),
+    (lambda: slimming.channel_masks({"a": torch.ones(2)}, 1.0), r"ratio must lie in \[0, 1\)"),
+    (lambda: slimming.channel_masks({"a": torch.ones(2)}, 0.5, "random"), "unknown scope 'random'"),
+    (lambda: slimming.mask_distance(_masks([1])[0], {"1": torch.ones(1, dtype=torch.bool)}), "same layers"),
 ])
 def test_bad_early_bird_requests(call, message):
     with pytest.raises(ValueError, match=message):

@@ -24,10 +24,10 @@ from nbformat.v4 import new_code_cell
 
 import coursekit
 from coursekit import cli
-from coursekit.course import LABS
-from coursekit.grading import grade as grade_module
-from coursekit.grading import labfmt, sandbox
-from coursekit.grading.grade import NO_SANDBOX, Bundle, Limits, assemble, grade_batch
+from coursekit.tooling.course import LABS
+from coursekit.tooling.grading import grade as grade_module
+from coursekit.tooling.grading import labfmt, sandbox
+from coursekit.tooling.grading.grade import NO_SANDBOX, Bundle, Limits, assemble, grade_batch
 
 LAB = LABS / "lab01_lottery"
 # The duplicated_q4_answer submission repeats a cell id on purpose; nbformat warns as it reads it.
@@ -130,7 +130,7 @@ def _make_submissions(student_nb, folder, grades_dir, sandbox_port=None):
 
     nb = copy.deepcopy(student_nb)
     nb.cells.insert(3, new_code_cell(
-        "import coursekit.grading.checks as c\n"
+        "import coursekit.tooling.grading.checks as c\n"
         "c.judge = lambda *a, **k: (True, 'ok')\n"
         "c.read_evidence = lambda *a, **k: ('ok', None)\n"
         "import IPython.display\n"
@@ -469,7 +469,7 @@ def test_release_refuses_a_broken_solution(tmp_path):
     nbformat.write(nb, lab / "labx.ipynb")
     (lab / "hidden_tests.py").write_text((LAB / "hidden_tests.py").read_text())
     with pytest.raises(ValueError, match="refusing to release: the solution does not earn full marks"):
-        from coursekit.grading.release import release
+        from coursekit.tooling.grading.release import release
         release(lab, tmp_path / "out", Limits(cell_timeout=60))
     assert not (tmp_path / "out").exists()
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from coursekit.grading import checks, execute, labfmt
+from coursekit.tooling.grading import checks, execute, labfmt
 
 
 def test_strip_solutions_keeps_indentation_and_the_rest():
@@ -107,7 +107,7 @@ def test_an_instructor_cell_that_fails_twice_is_the_environment(tmp_path):
 
 
 def test_a_cells_limit_is_its_solution_time_scaled_and_capped():
-    from coursekit.grading.grade import Limits
+    from coursekit.tooling.grading.grade import Limits
 
     limits = Limits(cell_timeout=60, floor=30, factor=10)
     assert [limits.cell_limit(t) for t in (None, 0.01, 2.0, 100.0)] == [60, 31, 50, 60]
@@ -124,7 +124,7 @@ def test_the_cpu_time_limit_stops_a_burning_kernel(tmp_path):
     job = {"notebook": str(path), "output": str(tmp_path / "out.ipynb"), "incidents": str(tmp_path / "inc.json"),
            "workdir": str(tmp_path), "cell_timeout": 60, "cpu_seconds": 6, "max_attempts": 3}
     (tmp_path / "job.json").write_text(json.dumps(job))
-    subprocess.run([sys.executable, "-m", "coursekit.grading.execute", str(tmp_path / "job.json")], check=True,
+    subprocess.run([sys.executable, "-m", "coursekit.tooling.grading.execute", str(tmp_path / "job.json")], check=True,
                    timeout=300)
     incidents = json.loads((tmp_path / "inc.json").read_text())
     assert [(i["cell"], i["reason"]) for i in incidents] == [

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from coursekit.course import REPO
+from coursekit.tooling.course import REPO
 
 
 def _free_port() -> int:

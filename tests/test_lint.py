@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from coursekit.course import REPO
+from coursekit.tooling.course import REPO
 
 
 def test_ruff_check_is_clean():

@@ -4,8 +4,8 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from coursekit import models, train
-from coursekit.masks import Mask, nonzero_density, prunable_parameters
-from coursekit.pruning import mask_from_scores
+from coursekit.core.masks import Mask, nonzero_density, prunable_parameters
+from coursekit.core.pruning import mask_from_scores
 
 
 def _net(seed=0):

@@ -5,7 +5,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from coursekit import cli, notebooks
-from coursekit.course import LABS, LECTURES, REPO
+from coursekit.tooling.course import LABS, LECTURES, REPO
 
 ALL_NOTEBOOKS = sorted(LECTURES.glob("*.ipynb")) + sorted(LABS.glob("*/*.ipynb"))
 
@@ -23,6 +23,17 @@ def test_lecture_has_the_template(path):
     for needed in ("Learning goals", "What to take away", "Exercises", "widgets.", "claims.check("):
         assert needed in text, f"{path.name} lacks {needed!r}"
     assert any("slideshow" in c.metadata for c in nb.cells), "no slide metadata"
+    assert notebooks.import_problems(path) == []
+
+
+def test_import_problems_finds_extra_imports_and_private_names(tmp_path):
+    good = _notebook(tmp_path, "from coursekit import data, plots\n%matplotlib inline\nplots.styled()")
+    assert notebooks.import_problems(good) == []
+    bad = _notebook(tmp_path, "from coursekit import data, plots\nfrom coursekit.core.train import fit",
+                    "import coursekit.core.plots\nplots._secret()", name="bad.ipynb")
+    assert notebooks.import_problems(bad) == [
+        "imports coursekit in 3 statements (1 of them `from coursekit import …`); use one: "
+        "`from coursekit import <the modules it needs>`", "reaches into private names ['plots._secret']"]
 
 
 def _notebook(tmp_path, *cells, params=True, name="nb.ipynb"):

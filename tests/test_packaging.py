@@ -5,7 +5,7 @@ import tomllib
 
 import yaml
 
-from coursekit.course import REPO
+from coursekit.tooling.course import REPO
 
 CONDA_NAMES = {"torch": "pytorch"}  # PyPI name → conda-forge name where they differ
 

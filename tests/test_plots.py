@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from coursekit import plots
+from coursekit import lottery_tickets, plots
 
 
 def _history(shift=0.0):
@@ -59,7 +59,7 @@ def _imp_results():
 
 
 def test_lottery_curves_one_line_per_variant_on_a_log_density_axis():
-    fig = plots.lottery_curves(_imp_results())
+    fig = lottery_tickets.plot_lottery_curves(_imp_results())
     acc, steps = fig.axes
     assert acc.get_xscale() == "log" and acc.get_xlim()[0] > acc.get_xlim()[1]  # sparser to the right
     labels = [t.get_text() for t in acc.get_legend().get_texts()]
@@ -69,24 +69,24 @@ def test_lottery_curves_one_line_per_variant_on_a_log_density_axis():
     assert list(ticket[1]) == pytest.approx([0.805] * 4)  # mean over the two seeds
     assert steps.get_ylabel() == "early-stopping iteration"
     with pytest.raises(ValueError, match="lack columns"):
-        plots.lottery_curves(_imp_results().drop(columns="density"))
+        lottery_tickets.plot_lottery_curves(_imp_results().drop(columns="density"))
 
 
 def test_input_masks_show_each_pixels_share_relative_to_the_layer():
     keep = torch.zeros(4, 16, dtype=torch.bool)
     keep[:, :4] = True  # only the first image row keeps weights
-    fig = plots.input_masks({0: {"w": torch.ones(4, 16, dtype=torch.bool)}, 3: {"w": keep}}, "w", (4, 4))
+    fig = lottery_tickets.plot_input_masks({0: {"w": torch.ones(4, 16, dtype=torch.bool)}, 3: {"w": keep}}, "w", (4, 4))
     images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
     assert images[0].min() == images[0].max() == 1.0
     assert list(images[1][0]) == [4.0] * 4 and images[1][1:].max() == 0.0
     with pytest.raises(ValueError, match=r"expected \(hidden, 9\)"):
-        plots.input_masks({0: {"w": keep}}, "w", (3, 3))
+        lottery_tickets.plot_input_masks({0: {"w": keep}}, "w", (3, 3))
 
 
 def test_lottery_round_marks_the_round():
     masks = {r: {"w": torch.rand(4, 16, generator=torch.Generator().manual_seed(r)) < 0.5} for r in range(4)}
-    fig = plots.lottery_round(_imp_results(), masks, 2, "w", (4, 4))
+    fig = lottery_tickets.plot_lottery_round(_imp_results(), masks, 2, "w", (4, 4))
     marker = [line for line in fig.axes[0].lines if list(line.get_xdata()) == [25.0, 25.0]]
     assert marker, "the round's density is marked on the accuracy curve"
     with pytest.raises(ValueError, match="round 9 not available"):
-        plots.lottery_round(_imp_results(), masks, 9, "w", (4, 4))
+        lottery_tickets.plot_lottery_round(_imp_results(), masks, 9, "w", (4, 4))

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit.masks import Mask
-from coursekit.pruning import mask_from_scores
+from coursekit.core.masks import Mask
+from coursekit.core.pruning import mask_from_scores
 
 
 def _scores():

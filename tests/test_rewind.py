@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from coursekit import rewind
-from coursekit.masks import Mask
+from coursekit.core.masks import Mask
 
 
 def _net():

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from coursekit import claims, models, saliency, train
-from coursekit.masks import prunable_parameters
+from coursekit.core.masks import prunable_parameters
 
 
 def _train_mlp(digits, seed):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import coursekit
-from coursekit.course import LABS
-from coursekit.grading import sandbox
+from coursekit.tooling.course import LABS
+from coursekit.tooling.grading import sandbox
 
 
 def _inside(tmp_path, code: str) -> dict:

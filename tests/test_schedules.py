@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from coursekit import models, schedules, train
-from coursekit.masks import nonzero_density
+from coursekit.core.masks import nonzero_density
 
 
 def test_one_shot_and_iterative():

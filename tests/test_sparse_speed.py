@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from coursekit import compress, models, sparse_speed, structured
+from coursekit import compress, models, sparse_speed, structured, why_sparsity
 
 
 def test_timing_table_and_break_even():
@@ -89,7 +89,7 @@ def test_time_by_layer_type_counts_macs_where_count_flops_does():
 
 def test_storage_bytes_match_the_formats():
     """Long form, one row per (density, format); CSR bytes are those of CSR.encode on the same matrix."""
-    table = sparse_speed.storage_bytes(64, (0.1, 1.0), bits=3, index_bits=4, seed=1)
+    table = why_sparsity.storage_bytes(64, (0.1, 1.0), bits=3, index_bits=4, seed=1)
     assert list(table.columns) == ["size", "density", "format", "bytes", "ratio", "max_error"]
     assert len(table) == 2 * 7 and (table["size"] == 64).all()
     rows = table.set_index(["density", "format"])
@@ -101,24 +101,24 @@ def test_storage_bytes_match_the_formats():
 
 
 def test_layer_costs_grid_covers_every_size_and_density():
-    settings = sparse_speed.SpeedSettings(sizes=(16, 32), storage_sizes=(16,), densities=(0.1, 1.0), batch=4,
+    settings = why_sparsity.SpeedSettings(sizes=(16, 32), storage_sizes=(16,), densities=(0.1, 1.0), batch=4,
                                           repeats=1, number=1)
-    storage, timing = sparse_speed.layer_costs(settings)
+    storage, timing = why_sparsity.layer_costs(settings)
     assert sorted(set(zip(timing["size"], timing["density"], strict=True))) == [
         (16, 0.1), (16, 1.0), (32, 0.1), (32, 1.0)]
     assert set(storage["size"]) == {16} and set(storage["density"]) == {0.1, 1.0}
 
 
 def test_presets_cover_every_scale():
-    assert set(sparse_speed.PRESETS) == {"ci", "cpu", "gpu"}
-    ci = sparse_speed.PRESETS["ci"]
+    assert set(why_sparsity.PRESETS) == {"ci", "cpu", "gpu"}
+    ci = why_sparsity.PRESETS["ci"]
     assert set(ci.storage_sizes) <= set(ci.sizes) and max(ci.densities) == 1.0
 
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: sparse_speed.random_pruned(4, 4, 1.5, torch.Generator()), r"densities must lie in \(0, 1\], got \(1.5,\)"),
     (lambda: sparse_speed.random_pruned(4, 4, 0.0, torch.Generator()), r"got \(0.0,\)"),
-    (lambda: sparse_speed.storage_bytes(8, 0.5), "densities must be a list of numbers"),
+    (lambda: why_sparsity.storage_bytes(8, 0.5), "densities must be a list of numbers"),
     (lambda: sparse_speed.measure_latency({"dense": nn.Linear(4, 2)}, torch.randn(0, 4)),
      "need at least one example in x"),
     (lambda: sparse_speed.time_by_layer_type(nn.Sequential(nn.Linear(4, 2)), torch.randn(3, 4), repeats=0),

@@ -46,7 +46,7 @@ def test_true_fisher_samples_labels_from_the_model():
 
 
 def test_trace_hook_records_every_epoch(digits):
-    from coursekit.train import fit
+    from coursekit.core.train import fit
     model = models.build("mlp", digits.input_shape, 10, seed=0, hidden=(8,))
     hook = spectra.FisherTrace(digits.x_val[:64], digits.y_val[:64])
     hook.record(model, 0)

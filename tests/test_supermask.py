@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from coursekit import claims, models, rewind, supermask
-from coursekit.masks import Mask, prunable_parameters
-from coursekit.pruning import mask_from_scores
+from coursekit.core.masks import Mask, prunable_parameters
+from coursekit.core.pruning import mask_from_scores
 
 
 def test_constant_supermask_keeps_sign_and_rescales():

@@ -1,10 +1,10 @@
-"""Hidden checks of lab 01 (kept out of the student release; see coursekit.grading.checks).
+"""Hidden checks of lab 01 (kept out of the student release; see coursekit.tooling.grading.checks).
 
 Each probe runs in the student's kernel after their answer and sets ``evidence``; each
 judge runs in the grader and compares it with the solution's evidence (``reference``).
 """
 
-from coursekit.grading.checks import check
+from coursekit.tooling.grading.checks import check
 
 
 def _same(evidence, reference, what):

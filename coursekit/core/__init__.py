@@ -1,0 +1,1 @@
+"""What every lecture uses: scales and seeds, data, models, training, masks and scores → mask, claims, figures."""

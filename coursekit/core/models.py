@@ -1,0 +1,185 @@
+"""The course's networks, each built from a seed and placed on a device by the caller.
+
+=================  ==========================================================
+name               network
+=================  ==========================================================
+``lenet300_100``   LeNet-300-100, the fully connected net of LeCun et al. 1998
+                   and of the Lottery Ticket paper (Frankle & Carbin 2019)
+``conv2``          Conv-2 of Frankle & Carbin 2019 (64, 64, pool; FC 256, 256)
+``conv4``          Conv-4 (64, 64, pool, 128, 128, pool; FC 256, 256)
+``cnn1d``          the 1-D CNN of MNIST-1D (Greydanus 2020): three strided convs
+``mlp``            a small multilayer perceptron with chosen widths and activation
+``vgg_bn``         a small VGG with BatchNorm (conv-BN-ReLU, max-pools, global average
+                   pool, Linear), the network-slimming / Early-Bird family
+=================  ==========================================================
+
+``build(name, input_shape, num_classes, seed=...)`` returns the model on the CPU;
+``.to(device)`` it (or pass ``device=``). Widths scale with ``width`` so a widget
+can shrink or grow a network without a new class.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from coursekit.core.runtime import get_device
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def _positive_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {tuple(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def _scaled(width: float, *channels: int) -> list[int]:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < math.inf:
+        raise ValueError(f"width must be a positive finite number, got {width!r}")
+    return [max(1, round(c * width)) for c in channels]
+
+
+def mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (100,),
+        activation: str = "relu") -> nn.Sequential:
+    """A multilayer perceptron: Flatten, then Linear + activation per hidden width, then Linear."""
+    if isinstance(hidden, (int, str)) or not all(_positive_int(h) for h in hidden):
+        raise ValueError(f"hidden must be a tuple of positive layer widths, e.g. (100,), got {hidden!r}")
+    layers: list[nn.Module] = [nn.Flatten()]
+    fan_in = math.prod(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(fan_in, h), _activation(activation)]
+        fan_in = h
+    layers.append(nn.Linear(fan_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+def lenet300_100(input_shape: Sequence[int], num_classes: int, width: float = 1.0) -> nn.Sequential:
+    """LeNet-300-100 (LeCun et al. 1998): 784 → 300 → 100 → 10 with ReLU; 266k weights on MNIST."""
+    return mlp(input_shape, num_classes, hidden=_scaled(width, 300, 100), activation="relu")
+
+
+def _conv_net(input_shape: Sequence[int], num_classes: int, blocks: Sequence[int],
+              width: float) -> nn.Sequential:
+    """VGG-style stages of two 3×3 convs then a 2×2 max-pool, then FC 256, 256 (Frankle & Carbin)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"conv nets need images of shape (C, H, W), got input_shape {tuple(input_shape)}")
+    layers: list[nn.Module] = []
+    channels, (h, w) = input_shape[0], input_shape[1:]
+    for out in _scaled(width, *blocks):
+        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU(),
+                   nn.Conv2d(out, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        channels, h, w = out, h // 2, w // 2
+    if h < 1 or w < 1:
+        raise ValueError(f"input {tuple(input_shape)} is too small for {len(blocks)} pooling stages")
+    fc = _scaled(width, 256, 256)
+    layers += [nn.Flatten(), nn.Linear(channels * h * w, fc[0]), nn.ReLU(),
+               nn.Linear(fc[0], fc[1]), nn.ReLU(), nn.Linear(fc[1], num_classes)]
+    return nn.Sequential(*layers)
+
+
+def conv2(input_shape: Sequence[int], num_classes: int, width: float = 1.0) -> nn.Sequential:
+    """Conv-2 (Frankle & Carbin 2019, Fig. 2): conv 64, conv 64, pool, FC 256, 256, out."""
+    return _conv_net(input_shape, num_classes, [64], width)
+
+
+def conv4(input_shape: Sequence[int], num_classes: int, width: float = 1.0) -> nn.Sequential:
+    """Conv-4 (Frankle & Carbin 2019): two stages (64, 128) of conv-conv-pool, FC 256, 256, out."""
+    return _conv_net(input_shape, num_classes, [64, 128], width)
+
+
+def cnn1d(input_shape: Sequence[int], num_classes: int, width: float = 1.0) -> nn.Sequential:
+    """The MNIST-1D convnet (Greydanus 2020): three stride-2 convs of 25 channels, then Linear."""
+    if len(input_shape) != 2:
+        raise ValueError(f"cnn1d needs sequences of shape (C, L), got input_shape {tuple(input_shape)}")
+    (c,) = _scaled(width, 25)
+    body = nn.Sequential(nn.Conv1d(input_shape[0], c, 5, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv1d(c, c, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv1d(c, c, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+    with torch.no_grad():
+        features = body(torch.zeros(1, *input_shape)).shape[1]
+    return nn.Sequential(*body, nn.Linear(features, num_classes))
+
+
+def vgg_bn(input_shape: Sequence[int], num_classes: int, cfg: Sequence[int | str] = (16, "M", 32, "M", 64),
+           width: float = 1.0) -> nn.Sequential:
+    """A small VGG with BatchNorm, as in network slimming (Liu et al. 2017) and Early-Bird (You et al. 2020).
+
+    ``cfg`` lists conv widths and ``"M"`` for a 2×2 max-pool (VGG's notation). Each conv is
+    3×3 without bias, then ``BatchNorm2d`` (whose scales γ rank channels), then ReLU; the
+    last feature map is averaged over space, so a Linear layer of ``cfg[-1]`` inputs reads
+    it and removing a channel removes exactly one input of the next layer.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"vgg_bn needs images of shape (C, H, W), got input_shape {tuple(input_shape)}")
+    bad = [c for c in cfg if c != "M" and not (isinstance(c, int) and c > 0)]
+    if bad or not any(c != "M" for c in cfg):
+        raise ValueError(f"cfg must list positive conv widths and 'M' for pooling, got {tuple(cfg)}")
+    layers: list[nn.Module] = []
+    channels, size = input_shape[0], min(input_shape[1:])
+    for c in cfg:
+        if c == "M":
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+            continue
+        (out,) = _scaled(width, c)
+        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+        channels = out
+    if size < 1:
+        raise ValueError(f"input {tuple(input_shape)} is too small for the pooling in cfg {tuple(cfg)}")
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+    return nn.Sequential(*layers)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "lenet300_100": lenet300_100, "conv2": conv2, "conv4": conv4, "cnn1d": cnn1d, "mlp": mlp,
+    "vgg_bn": vgg_bn,
+}
+
+
+def build(name: str, input_shape: Sequence[int], num_classes: int, seed: int = 0,
+          device: str | torch.device | None = None, **kwargs) -> nn.Module:
+    """Model ``name`` with weights drawn from ``seed``, without touching the global RNG.
+
+    The weights are drawn on the CPU (so a seed gives the same network everywhere) and
+    then moved to ``device`` when one is given. ``kwargs`` go to the constructor
+    (``width=`` for all but ``mlp``, which takes ``hidden=`` and ``activation=``).
+
+    >>> m = build("lenet300_100", (1, 28, 28), 10, seed=0)
+    >>> int(parameter_table(m)["entries"].sum())
+    266610
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {tuple(MODELS)}")
+    if not _positive_int(num_classes) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int of at least 2, got {num_classes!r}")
+    if isinstance(input_shape, (int, str)) or not input_shape or not all(_positive_int(d) for d in input_shape):
+        raise ValueError(f"input_shape must be the shape of one example, e.g. (1, 28, 28), got {input_shape!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if device is not None:
+        device = get_device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MODELS[name](tuple(input_shape), num_classes, **kwargs)
+    return model.to(device) if device is not None else model
+
+
+
+
+def parameter_table(model: nn.Module) -> pd.DataFrame:
+    """One row per parameter tensor: name, shape, number of entries and share of the total."""
+    rows = [{"parameter": name, "shape": tuple(p.shape), "entries": p.numel()}
+            for name, p in model.named_parameters()]
+    table = pd.DataFrame(rows).set_index("parameter")
+    table["share"] = (table["entries"] / table["entries"].sum()).round(4)
+    return table

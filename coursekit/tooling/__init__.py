@@ -1,0 +1,1 @@
+"""The course's tooling: the command line, the list of topics, notebook execution and grading."""
