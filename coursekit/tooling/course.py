@@ -58,7 +58,7 @@ TOPICS = (
     Topic(7, "saliency", "Data-dependent saliency: OBD, OBS, Taylor, SNIP, movement", "8",
           "LeCun et al. 1990; Hassibi & Stork 1993; Lee et al. 2019; Sanh et al. 2020", ("saliency",)),
     Topic(8, "gating", "Hebbian pruning, redundancy and gates", "9",
-          "Suau et al. 2020; Dai et al. 2018; Louizos et al. 2018", ("gates", "pfa")),
+          "Suau et al. 2020; Dai et al. 2018; Louizos et al. 2018", ("hebbian", "pfa", "gates")),
     Topic(9, "layer_collapse", "Sparsity vs depth: layer collapse and budgets", "10",
           "Tanaka et al. 2020; Wang et al. 2020; Evci et al. 2020"),
     Topic(10, "set", "Sparse Evolutionary Training", "11", "Mocanu et al. 2018; Evci et al. 2020"),
