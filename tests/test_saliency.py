@@ -254,3 +254,45 @@ def test_accuracy_at_densities_wants_scores_per_method(trained, digits):
         saliency.accuracy_at_densities(model, digits, taylor, [0.5])
     with pytest.raises(ValueError, match=r"densities must be a list, e.g. \[0.5\]"):
         saliency.accuracy_at_densities(model, digits, {"taylor": taylor}, 0.5)
+
+
+def _explicit_ggn_diagonal(model, x):
+    """mean_n diag(J_nᵀ (diag p − ppᵀ) J_n) from full per-example Jacobians (torch.func.jacrev)."""
+    from torch.func import functional_call, jacrev
+
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    diag = {n: torch.zeros_like(p) for n, p in params.items()}
+    for x1 in x:
+        jac = jacrev(lambda ps, x1=x1: functional_call(model, ps, (x1[None],))[0])(params)
+        p = torch.softmax(model(x1[None])[0], 0).detach()
+        h = torch.diag(p) - torch.outer(p, p)
+        for n, j in jac.items():
+            flat = j.reshape(j.shape[0], -1)  # classes × weights
+            diag[n] += torch.einsum("ck,cd,dk->k", flat, h, flat).reshape(diag[n].shape)
+    return {n: d / len(x) for n, d in diag.items()}
+
+
+def test_ggn_diagonal_equals_the_explicit_jacobian_product():
+    model = models.build("mlp", (6,), 4, seed=0, hidden=(5,)).double()
+    x = torch.randn(30, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = saliency.ggn_diagonal(model, x, chunk=7)
+    want = _explicit_ggn_diagonal(model, x)
+    for name, g in got.items():
+        assert torch.allclose(g, want[name], rtol=1e-10, atol=1e-14), name
+        assert bool((g >= 0).all())
+
+
+def test_ggn_diagonal_is_the_hessian_diagonal_of_a_linear_model():
+    """With logits linear in the weights the Gauss-Newton matrix is the Hessian (and OBD is exact in it)."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(5, 3)).double()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(40, 5, generator=g, dtype=torch.float64), torch.randint(0, 3, (40,), generator=g)
+    w = model[1].weight.detach().clone()
+
+    def loss(flat):
+        return torch.nn.functional.cross_entropy(x @ flat.reshape(3, 5).T + model[1].bias.detach(), y)
+
+    hessian = torch.autograd.functional.hessian(loss, w.flatten())
+    assert torch.allclose(saliency.ggn_diagonal(model, x, y)["1.weight"].flatten(), hessian.diagonal(), atol=1e-12)
+    obd = saliency.score("obd_ggn", model, x, y)["1.weight"]
+    assert torch.allclose(obd, 0.5 * hessian.diagonal().reshape(3, 5) * w**2, atol=1e-12)

@@ -7,8 +7,9 @@ Magnitude pruning asks only how large a weight is. The methods here ask the data
 * **Taylor** — its first-order estimate ``ΔL ≈ −g·w``, scored ``|g·w|`` per weight
   (Molchanov et al. 2019; their 2017 paper scores whole feature maps, ``|mean(a·∂L/∂a)|``);
 * **OBD** — the second-order term at a minimum, where ``g ≈ 0``: ``½ H_qq w_q²``
-  with the Hessian's diagonal (LeCun, Denker & Solla 1990; here estimated with
-  Hutchinson's ``E[z ⊙ Hz]``, :func:`hessian_diagonal`);
+  with the Hessian's diagonal (LeCun, Denker & Solla 1990), estimated with Hutchinson's
+  ``E[z ⊙ Hz]`` (:func:`hessian_diagonal`, :func:`obd`) or replaced by the exact diagonal
+  of the generalised Gauss-Newton matrix (:func:`ggn_diagonal`, :func:`obd_ggn`);
 * **OBS** — the whole inverse Hessian: remove ``w_q`` with the least ``w_q² / (2[H⁻¹]_qq)``
   and move the other weights by ``δw = −w_q H⁻¹e_q / [H⁻¹]_qq`` to make up for it
   (Hassibi & Stork 1993; :func:`obs_prune`, for one Linear layer);
@@ -122,6 +123,51 @@ def hessian_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples
     return {n: d / samples for n, d in zip(weights, diag, strict=True)}
 
 
+@torch.no_grad()
+def ggn_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, chunk: int = 128) -> Scores:
+    """The exact diagonal of the generalised Gauss-Newton matrix of the mean cross-entropy.
+
+    ``G = mean_n J_nᵀ H_n J_n`` with ``J_n`` the Jacobian of example ``n``'s logits and
+    ``H_n = diag(p) − ppᵀ`` the cross-entropy's Hessian in the logits (Schraudolph 2002;
+    what BackPACK's ``DiagGGNExact`` computes). ``H_n = M Mᵀ`` with ``M = diag(√p) − p√pᵀ``,
+    so ``diag G = mean_n Σ_j (J_nᵀ m_j)²``: one per-example vector-Jacobian product per
+    class (``torch.func``), never a Jacobian. Positive semi-definite, unlike the Hessian;
+    equal to it where the logits are linear in the weights. Needs no labels (``y`` is
+    only checked when given). Model in eval mode (BatchNorm uses its running statistics).
+    """
+    from torch.func import functional_call, grad, vmap
+
+    if y is not None:
+        _check_batch(x, y)
+    elif x.shape[0] == 0:
+        raise ValueError("need at least one input")
+    _check_count(chunk, "chunk")
+    weights = prunable_parameters(model)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    was_training = model.training
+    model.eval()
+
+    def projected(params: dict, x1: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
+        return (functional_call(model, params, (x1.unsqueeze(0),)).squeeze(0) * v1).sum()
+
+    per_example = vmap(grad(projected), in_dims=(None, 0, 0))
+    diag = {n: torch.zeros_like(w) for n, w in weights.items()}
+    try:
+        for start in range(0, x.shape[0], chunk):
+            xb = x[start:start + chunk]
+            p = torch.softmax(model(xb), dim=1)
+            root = p.sqrt()
+            for j in range(p.shape[1]):
+                v = -p * root[:, j:j + 1]  # column j of M for every example
+                v[:, j] += root[:, j]
+                g = per_example(params, xb, v)
+                for n in diag:
+                    diag[n] += g[n].pow(2).sum(0)
+    finally:
+        model.train(was_training)
+    return {n: d / x.shape[0] for n, d in diag.items()}
+
+
 def obd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = 64,
         generator: torch.Generator | None = None) -> Scores:
     """Optimal Brain Damage, ``½ H_qq w_q²`` (LeCun et al. 1990), with :func:`hessian_diagonal`.
@@ -133,6 +179,12 @@ def obd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = 64,
     weights = prunable_parameters(model)
     diag = hessian_diagonal(model, x, y, samples, generator)
     return {n: (0.5 * h.clamp(min=0) * weights[n].detach() ** 2) for n, h in diag.items()}
+
+
+def obd_ggn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Scores:
+    """Optimal Brain Damage with the exact GGN diagonal (:func:`ggn_diagonal`) for ``H_qq``."""
+    weights = prunable_parameters(model)
+    return {n: 0.5 * h * weights[n].detach() ** 2 for n, h in ggn_diagonal(model, x, y).items()}
 
 
 def _split_at_linear(model: nn.Sequential, layer: str) -> tuple[nn.Linear, nn.Sequential, nn.Sequential]:
@@ -278,6 +330,7 @@ SALIENCIES: dict[str, Callable[..., Scores]] = {
     "magnitude": lambda model, x, y: {n: w.detach().abs() for n, w in prunable_parameters(model).items()},
     "taylor": taylor,
     "obd": obd,
+    "obd_ggn": obd_ggn,
     "snip": snip,
 }
 
