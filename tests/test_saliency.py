@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from coursekit import claims, models, saliency, train
+from coursekit import claims, models, saliency, structured, train
 from coursekit.core.masks import prunable_parameters
 
 
@@ -296,3 +296,38 @@ def test_ggn_diagonal_is_the_hessian_diagonal_of_a_linear_model():
     assert torch.allclose(saliency.ggn_diagonal(model, x, y)["1.weight"].flatten(), hessian.diagonal(), atol=1e-12)
     obd = saliency.score("obd_ggn", model, x, y)["1.weight"]
     assert torch.allclose(obd, 0.5 * hessian.diagonal().reshape(3, 5) * w**2, atol=1e-12)
+
+
+def test_taylor_filters_is_the_squared_first_order_change_of_switching_a_channel_off():
+    """Molchanov et al. 2019: (g_γ γ + g_β β)² equals the squared directional derivative of the loss
+    along (γ_c, β_c) → 0, checked by central differences in float64 on one minibatch."""
+    model = models.build("vgg_bn", (1, 8, 8), 3, seed=0, width=0.25).double()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 3, (16,), generator=g)
+    with torch.no_grad():  # shifts away from 0, so β matters too
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
+    scores = saliency.taylor_filters(model, x, y, chunk=16)
+    name = next(iter(scores))
+    bn = dict(model.named_children())[str(int(name) + 1)]
+    model.eval()
+    for c in range(bn.weight.numel()):
+        gamma, beta, eps = bn.weight[c].item(), bn.bias[c].item(), 1e-6
+
+        def loss_at(t, c=c, gamma=gamma, beta=beta):
+            with torch.no_grad():
+                bn.weight[c], bn.bias[c] = gamma * (1 - t), beta * (1 - t)
+                return F.cross_entropy(model(x), y).item()
+
+        slope = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+        loss_at(0.0)
+        assert scores[name][c].item() == pytest.approx(slope**2, rel=1e-5, abs=1e-14)
+    kept = structured.select_filters(model, 0.5, scores=scores)
+    assert set(kept) == set(scores)
+
+
+def test_taylor_filters_needs_batchnorm_gates():
+    with pytest.raises(ValueError, match="no Conv2d followed by an affine BatchNorm2d"):
+        saliency.taylor_filters(models.build("mlp", (4,), 2, seed=0, hidden=(3,)), torch.ones(2, 4),
+                                torch.zeros(2, dtype=torch.long))

@@ -5,7 +5,8 @@ Magnitude pruning asks only how large a weight is. The methods here ask the data
 * **ablation** — the exact change of the loss when one weight is set to zero
   (:func:`ablation`; one forward pass of the rest of the network per weight);
 * **Taylor** — its first-order estimate ``ΔL ≈ −g·w``, scored ``|g·w|`` per weight
-  (Molchanov et al. 2019; their 2017 paper scores whole feature maps, ``|mean(a·∂L/∂a)|``);
+  (Molchanov et al. 2019; their 2017 paper scores whole feature maps, ``|mean(a·∂L/∂a)|``),
+  and per filter ``(Σ g·w)²`` over its BatchNorm scale and shift (:func:`taylor_filters`);
 * **OBD** — the second-order term at a minimum, where ``g ≈ 0``: ``½ H_qq w_q²``
   with the Hessian's diagonal (LeCun, Denker & Solla 1990), estimated with Hutchinson's
   ``E[z ⊙ Hz]`` (:func:`hessian_diagonal`, :func:`obd`) or replaced by the exact diagonal
@@ -92,6 +93,40 @@ def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Scores:
     if not total > 0:
         raise ValueError("every connection has zero sensitivity on this batch (all gradients or weights are 0)")
     return {n: s / total for n, s in scores.items()}
+
+
+def taylor_filters(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> Scores:
+    """Molchanov et al. 2019's filter importance, ``(Σ_s g_s w_s)²`` over a filter's BatchNorm gate.
+
+    For each convolution followed by a BatchNorm, the channel's scale ``γ`` and shift
+    ``β`` gate the whole filter: ``(g_γ γ + g_β β)²`` is the squared first-order change of
+    the loss when the channel is switched off, averaged over minibatches of ``chunk``
+    examples (their "Taylor FO on BN" criterion). Keyed by the conv's name, one score per
+    filter, ready for :func:`coursekit.methods.structured.select_filters` (``scores=``).
+    """
+    _check_batch(x, y)
+    _check_count(chunk, "chunk")
+    gates = {name: after for (name, layer), (_, after) in zip(list(model.named_children()),
+                                                              list(model.named_children())[1:], strict=False)
+             if isinstance(layer, nn.Conv2d) and isinstance(after, nn.BatchNorm2d) and after.affine}
+    if not gates:
+        raise ValueError(f"{type(model).__name__} has no Conv2d followed by an affine BatchNorm2d, whose scale and "
+                         "shift gate each filter")
+    params = [p for bn in gates.values() for p in (bn.weight, bn.bias)]
+    totals = {name: torch.zeros_like(bn.weight) for name, bn in gates.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        batches = range(0, x.shape[0], chunk)
+        for start in batches:
+            loss = F.cross_entropy(model(x[start:start + chunk]), y[start:start + chunk])
+            grads = iter(torch.autograd.grad(loss, params))
+            for name, bn in gates.items():
+                g_gamma, g_beta = next(grads), next(grads)
+                totals[name] += (g_gamma * bn.weight + g_beta * bn.bias).detach() ** 2
+    finally:
+        model.train(was_training)
+    return {name: t / len(batches) for name, t in totals.items()}
 
 
 def hessian_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = 64,
