@@ -272,10 +272,13 @@ def _explicit_ggn_diagonal(model, x):
     return {n: d / len(x) for n, d in diag.items()}
 
 
-def test_ggn_diagonal_equals_the_explicit_jacobian_product():
-    model = models.build("mlp", (6,), 4, seed=0, hidden=(5,)).double()
-    x = torch.randn(30, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+@pytest.mark.parametrize(("name", "shape"), [("mlp", (6,)), ("conv2", (1, 6, 6))])
+def test_ggn_diagonal_equals_the_explicit_jacobian_product(name, shape):
+    """Both paths: Linear layers from inputs and output gradients, a convnet by per-example gradients."""
+    model = models.build(name, shape, 4, seed=0, **({"hidden": (5,)} if name == "mlp" else {})).double()
+    x = torch.randn(30, *shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     got = saliency.ggn_diagonal(model, x, chunk=7)
+    assert set(got) == set(prunable_parameters(model))
     want = _explicit_ggn_diagonal(model, x)
     for name, g in got.items():
         assert torch.allclose(g, want[name], rtol=1e-10, atol=1e-14), name

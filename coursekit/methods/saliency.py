@@ -158,15 +158,48 @@ def hessian_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples
     return {n: d / samples for n, d in zip(weights, diag, strict=True)}
 
 
-@torch.no_grad()
+def _ggn_columns(p: torch.Tensor):
+    """Columns ``m_j`` of ``M = diag(√p) − p√pᵀ`` (``M Mᵀ = diag p − ppᵀ``), one (examples × classes) block each."""
+    root = p.sqrt()
+    for j in range(p.shape[1]):
+        v = -p * root[:, j:j + 1]
+        v[:, j] += root[:, j]
+        yield v
+
+
+def _ggn_linear(model: nn.Module, names: dict[str, str], x: torch.Tensor, chunk: int) -> Scores:
+    """The GGN diagonal when every prunable weight is a Linear layer's: a per-example gradient of
+    ``W`` is ``δ aᵀ``, so its square summed over examples is ``(δ²)ᵀ (a²)``: no per-example gradient
+    is ever formed (BackPACK's ``DiagGGNExact`` for Linear layers)."""
+    modules = dict(model.named_modules())
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = [modules[m].register_forward_hook(
+        lambda mod, inp, out, m=m: seen.__setitem__(m, (inp[0].detach(), out))) for m in names.values()]
+    diag = {n: torch.zeros_like(modules[m].weight) for n, m in names.items()}
+    try:
+        for start in range(0, x.shape[0], chunk):
+            logits = model(x[start:start + chunk])
+            outs = [seen[m][1] for m in names.values()]
+            for v in _ggn_columns(torch.softmax(logits, dim=1).detach()):
+                deltas = torch.autograd.grad(logits, outs, grad_outputs=v, retain_graph=True)
+                for (n, m), d in zip(names.items(), deltas, strict=True):
+                    diag[n] += d.pow(2).T @ seen[m][0].pow(2)
+    finally:
+        for h in hooks:
+            h.remove()
+    return diag
+
+
 def ggn_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, chunk: int = 128) -> Scores:
     """The exact diagonal of the generalised Gauss-Newton matrix of the mean cross-entropy.
 
     ``G = mean_n J_nᵀ H_n J_n`` with ``J_n`` the Jacobian of example ``n``'s logits and
     ``H_n = diag(p) − ppᵀ`` the cross-entropy's Hessian in the logits (Schraudolph 2002;
     what BackPACK's ``DiagGGNExact`` computes). ``H_n = M Mᵀ`` with ``M = diag(√p) − p√pᵀ``,
-    so ``diag G = mean_n Σ_j (J_nᵀ m_j)²``: one per-example vector-Jacobian product per
-    class (``torch.func``), never a Jacobian. Positive semi-definite, unlike the Hessian;
+    so ``diag G = mean_n Σ_j (J_nᵀ m_j)²``: one backward pass per class, never a Jacobian.
+    For Linear layers the per-example squares come from the layer's inputs and output
+    gradients directly; other layers (convolutions) take per-example gradients
+    (``torch.func``), which costs far more. Positive semi-definite, unlike the Hessian;
     equal to it where the logits are linear in the weights. Needs no labels (``y`` is
     only checked when given). Model in eval mode (BatchNorm uses its running statistics).
     """
@@ -178,29 +211,32 @@ def ggn_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = Non
         raise ValueError("need at least one input")
     _check_count(chunk, "chunk")
     weights = prunable_parameters(model)
-    params = {n: p.detach() for n, p in model.named_parameters()}
+    modules = dict(model.named_modules())
+    owners = {n: n.rpartition(".")[0] for n in weights}
     was_training = model.training
     model.eval()
-
-    def projected(params: dict, x1: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
-        return (functional_call(model, params, (x1.unsqueeze(0),)).squeeze(0) * v1).sum()
-
-    per_example = vmap(grad(projected), in_dims=(None, 0, 0))
-    diag = {n: torch.zeros_like(w) for n, w in weights.items()}
     try:
-        for start in range(0, x.shape[0], chunk):
-            xb = x[start:start + chunk]
-            p = torch.softmax(model(xb), dim=1)
-            root = p.sqrt()
-            for j in range(p.shape[1]):
-                v = -p * root[:, j:j + 1]  # column j of M for every example
-                v[:, j] += root[:, j]
-                g = per_example(params, xb, v)
-                for n in diag:
-                    diag[n] += g[n].pow(2).sum(0)
+        if all(n.endswith(".weight") and isinstance(modules.get(m), nn.Linear) for n, m in owners.items()):
+            diag = _ggn_linear(model, owners, x, chunk)
+        else:
+            params = {n: p.detach() for n, p in model.named_parameters()}
+
+            def projected(params: dict, x1: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
+                return (functional_call(model, params, (x1.unsqueeze(0),)).squeeze(0) * v1).sum()
+
+            per_example = vmap(grad(projected), in_dims=(None, 0, 0))
+            diag = {n: torch.zeros_like(w) for n, w in weights.items()}
+            for start in range(0, x.shape[0], chunk):
+                xb = x[start:start + chunk]
+                with torch.no_grad():
+                    p = torch.softmax(model(xb), dim=1)
+                for v in _ggn_columns(p):
+                    g = per_example(params, xb, v)
+                    for n in diag:
+                        diag[n] += g[n].detach().pow(2).sum(0)
     finally:
         model.train(was_training)
-    return {n: d / x.shape[0] for n, d in diag.items()}
+    return {n: d.detach() / x.shape[0] for n, d in diag.items()}
 
 
 def obd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = 64,
