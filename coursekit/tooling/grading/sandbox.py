@@ -38,8 +38,8 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Environment variables a worker keeps; everything else (tokens, keys, paths) is dropped.
 ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED",
-               "VIRTUAL_ENV", "JUPYTER_PATH",
-               "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "COURSEKIT_DATA", "COURSEKIT_SCALE")
+               "VIRTUAL_ENV", "JUPYTER_PATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+               "COURSEKIT_DATA", "COURSEKIT_SCALE")
 
 
 class SandboxUnavailable(RuntimeError):
