@@ -36,17 +36,29 @@ KINDS = ("hard_concrete", "straight_through")
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Identity)
 
 
-class HardConcreteGate(nn.Module):
+def _logits(units: int, open_probability: float) -> torch.Tensor:
+    """``units`` copies of ``log(p / (1 − p))``, after checking both arguments."""
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise ValueError(f"units must be a positive int, got {units!r}")
+    if not 0 < open_probability < 1:
+        raise ValueError(f"open_probability must lie in (0, 1), got {open_probability!r}")
+    return torch.full((units,), math.log(open_probability / (1 - open_probability)))
+
+
+class _UnitGate(nn.Module):
+    """A gate per unit; each kind defines ``prob_open()`` (P(z ≠ 0) per unit) and ``test_gate()``."""
+
+    def expected_l0(self) -> torch.Tensor:
+        """The expected number of open gates, ``Σ P(z ≠ 0)``: the L0 penalty's term."""
+        return self.prob_open().sum()
+
+
+class HardConcreteGate(_UnitGate):
     """One hard-concrete gate per unit; ``log_alpha`` starts where ``P(z ≠ 0) = open_probability``."""
 
     def __init__(self, units: int, open_probability: float = 0.9):
         super().__init__()
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        if not 0 < open_probability < 1:
-            raise ValueError(f"open_probability must lie in (0, 1), got {open_probability!r}")
-        start = math.log(open_probability / (1 - open_probability)) + BETA * math.log(-GAMMA / ZETA)
-        self.log_alpha = nn.Parameter(torch.full((units,), start))
+        self.log_alpha = nn.Parameter(_logits(units, open_probability) + BETA * math.log(-GAMMA / ZETA))
 
     def sample(self, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws of every gate, shape ``(n, units)``."""
@@ -63,24 +75,17 @@ class HardConcreteGate(nn.Module):
         """``P(z ≠ 0)`` of each gate, in closed form."""
         return torch.sigmoid(self.log_alpha - BETA * math.log(-GAMMA / ZETA))
 
-    def expected_l0(self) -> torch.Tensor:
-        return self.prob_open().sum()
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.sample(x.shape[0]) if self.training else self.test_gate().expand(x.shape[0], -1)
         return x * z.reshape(x.shape[0], -1, *([1] * (x.ndim - 2)))
 
 
-class StraightThroughGate(nn.Module):
+class StraightThroughGate(_UnitGate):
     """One binary gate per unit: ``1[s > 0]`` forward, ``σ(s)``'s gradient backward."""
 
     def __init__(self, units: int, open_probability: float = 0.9):
         super().__init__()
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        if not 0 < open_probability < 1:
-            raise ValueError(f"open_probability must lie in (0, 1), got {open_probability!r}")
-        self.scores = nn.Parameter(torch.full((units,), math.log(open_probability / (1 - open_probability))))
+        self.scores = nn.Parameter(_logits(units, open_probability))
 
     def test_gate(self) -> torch.Tensor:
         return (self.scores > 0).to(self.scores.dtype)
@@ -88,16 +93,12 @@ class StraightThroughGate(nn.Module):
     def prob_open(self) -> torch.Tensor:
         return torch.sigmoid(self.scores)
 
-    def expected_l0(self) -> torch.Tensor:
-        return self.prob_open().sum()
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         soft = torch.sigmoid(self.scores)
         z = self.test_gate() + (soft - soft.detach())  # exactly 0 or 1 forward, σ'(s) backward
         return x * z.reshape(1, -1, *([1] * (x.ndim - 2)))
 
 
-Gate = HardConcreteGate | StraightThroughGate
 
 
 def _linear_names(model: nn.Sequential) -> list[str]:
@@ -137,9 +138,9 @@ def gate_units(model: nn.Sequential, layers: Sequence[str], kind: str = "hard_co
     return nn.Sequential(out)
 
 
-def gates(model: nn.Module) -> dict[str, Gate]:
+def gates(model: nn.Module) -> dict[str, _UnitGate]:
     """The gates of ``model`` by child name."""
-    return {name: m for name, m in model.named_children() if isinstance(m, HardConcreteGate | StraightThroughGate)}
+    return {name: m for name, m in model.named_children() if isinstance(m, _UnitGate)}
 
 
 def l0_penalty(strength: float) -> Callable[[nn.Module], torch.Tensor]:
@@ -172,7 +173,7 @@ def remove_closed(model: nn.Sequential) -> nn.Sequential:
     carry: torch.Tensor | None = None  # the gate waiting to be folded into the next Linear layer
     keep: torch.Tensor | None = None
     for name, module in children:
-        if isinstance(module, HardConcreteGate | StraightThroughGate):
+        if isinstance(module, _UnitGate):
             z = module.test_gate()
             keep = (z > 0).nonzero().squeeze(1)
             if keep.numel() == 0:
