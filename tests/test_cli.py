@@ -10,6 +10,19 @@ def test_list_names_every_topic(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "lectures/00_index.ipynb" in out and "Sparse double descent" in out
+    header, first = out.splitlines()[:2]
+    assert header.split()[:2] == ["#", "title"] and first.split()[0] == "0"  # a plain table, no index row
+    assert "lectures.lottery_tickets, methods.lottery, methods.rewind" in out
+
+
+def test_list_json_gives_each_topic_and_its_modules(capsys):
+    import json
+
+    assert cli.main(["list", "--json"]) == 0
+    topics = json.loads(capsys.readouterr().out)
+    assert [t["number"] for t in topics] == list(range(len(topics)))
+    assert topics[2]["modules"] == ["lectures.lottery_tickets", "methods.lottery", "methods.rewind"]
+    assert topics[2]["notebook"] == "lectures/02_lottery_tickets.ipynb" and topics[2]["available"] is True
 
 
 @pytest.mark.parametrize("argv", [["frobnicate"], ["run"], ["run", "x.ipynb", "--scale", "huge"],
