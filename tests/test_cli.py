@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -16,8 +17,6 @@ def test_list_names_every_topic(capsys):
 
 
 def test_list_json_gives_each_topic_and_its_modules(capsys):
-    import json
-
     assert cli.main(["list", "--json"]) == 0
     topics = json.loads(capsys.readouterr().out)
     assert [t["number"] for t in topics] == list(range(len(topics)))
