@@ -1,6 +1,7 @@
 """``coursekit grade``: grade a folder of submissions against a grader bundle.
 
-For each submission, in its own process and temporary folder: the JSON is validated;
+For each submission, in its own process (inside the bubblewrap sandbox of :mod:`.sandbox`,
+unless ``--no-sandbox``, which the grade records) and temporary folder: the JSON is validated;
 locked cells are restored from the bundle (tampering is reported); answers are matched
 to questions by cell id, not position; the hidden checks' probes are appended after each
 question; the notebook runs with papermill in a fresh kernel under a per-cell timeout, a
