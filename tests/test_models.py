@@ -86,3 +86,14 @@ def test_build_refuses_what_would_build_another_network(kwargs, message):
         models.build(**args)
     with pytest.raises(ValueError, match="width must be a positive finite number, got inf"):
         models.build("lenet300_100", (1, 8, 8), 10, width=float("inf"))
+
+
+def test_responses_are_read_after_every_unit_wise_follower():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    net.eval()
+    assert models.unitwise_after(net, "0") == ["1", "2"] and models.output_child(net, "0") == "2"
+    assert models.output_child(net, "3") == "3"
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(models.responses(net, "0", x), net[:3](x))
+    with pytest.raises(ValueError, match=r"child by child of an nn\.Sequential"):
+        models.responses(torch.nn.Linear(3, 4), "0", x)

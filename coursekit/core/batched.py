@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from coursekit.core.data import Dataset, batches
 from coursekit.core.masks import Mask
+from coursekit.core.models import ACTIVATION_LAYERS
 from coursekit.core.train import (
     FitResult,
     _epoch_generator,
@@ -43,12 +44,10 @@ from coursekit.core.train import (
     make_optimizer,
 )
 
-# Element-wise modules the MLP path applies to (K, B, features) tensors as they are.
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Identity)
-
 
 def _mlp_layers(model: nn.Module) -> list[nn.Module] | None:
-    """The layers of ``model`` if it is a hook-free Sequential of Flatten, Linear and activations."""
+    """The layers of ``model`` if it is a hook-free Sequential of Flatten, Linear and activations
+    (:data:`~coursekit.core.models.ACTIVATION_LAYERS`, applied to (K, B, features) as they are)."""
     if type(model) is not nn.Sequential or any(True for _ in model.buffers()):
         return None
     layers = list(model)
@@ -57,7 +56,7 @@ def _mlp_layers(model: nn.Module) -> list[nn.Module] | None:
     for i, layer in enumerate(layers):
         flatten = (isinstance(layer, nn.Flatten) and i == 0
                    and layer.start_dim == 1 and layer.end_dim == -1)
-        if not (flatten or type(layer) is nn.Linear or type(layer) in _ELEMENTWISE):
+        if not (flatten or type(layer) is nn.Linear or type(layer) in ACTIVATION_LAYERS):
             return None
     return layers
 

@@ -176,6 +176,48 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, seed: int = 0
 
 
 
+# Modules that act on each unit on its own: activations, and (in eval mode) BatchNorm.
+ACTIVATION_LAYERS = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Identity)
+UNITWISE = (*ACTIVATION_LAYERS, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def unitwise_after(model: nn.Sequential, layer: str) -> list[str]:
+    """The names of the :data:`UNITWISE` children that directly follow child ``layer``."""
+    children = list(model.named_children())
+    at = [name for name, _ in children].index(layer)
+    after = []
+    for name, module in children[at + 1:]:
+        if not isinstance(module, UNITWISE):
+            break
+        after.append(name)
+    return after
+
+
+def output_child(model: nn.Sequential, layer: str) -> str:
+    """The last child whose output is still ``layer``'s units: ``layer`` or its last unit-wise follower."""
+    return [layer, *unitwise_after(model, layer)][-1]
+
+
+@torch.no_grad()
+def responses(model: nn.Sequential, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """``(examples, units)``: what Linear or Conv2d child ``layer`` of ``model`` passes on for each
+    input of ``x``, after the unit-wise children that follow it; a channel's response is its spatial mean."""
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"responses are read child by child of an nn.Sequential, got {type(model).__name__}")
+    names = [name for name, m in model.named_children() if isinstance(m, nn.Linear | nn.Conv2d)]
+    if layer not in names:
+        raise ValueError(f"layer must name a Linear or Conv2d child of the model: {names}; got {layer!r}")
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"need a batch of at least 2 examples, got shape {tuple(x.shape)}")
+    last = output_child(model, layer)
+    out = x
+    for name, module in model.named_children():
+        out = module(out)
+        if name == last:
+            break
+    return out.flatten(2).mean(2) if out.ndim > 2 else out
+
+
 def parameter_table(model: nn.Module) -> pd.DataFrame:
     """One row per parameter tensor: name, shape, number of entries and share of the total."""
     rows = [{"parameter": name, "shape": tuple(p.shape), "entries": p.numel()}

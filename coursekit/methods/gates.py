@@ -31,9 +31,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from coursekit.core import models
+
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
 KINDS = ("hard_concrete", "straight_through")
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Identity)
 
 
 def _logits(units: int, open_probability: float) -> torch.Tensor:
@@ -109,8 +110,8 @@ def gate_units(model: nn.Sequential, layers: Sequence[str], kind: str = "hard_co
                open_probability: float = 0.9) -> nn.Sequential:
     """A copy of ``model`` with a gate on every unit of each Linear layer in ``layers``.
 
-    The gate goes after the layer's element-wise activation when one follows (so a closed
-    gate silences the unit whatever its bias), and is named ``gate<layer>``.
+    The gate goes after the unit-wise children that follow the layer (activation,
+    BatchNorm; so a closed gate silences the unit whatever its bias), and is named ``gate<layer>``.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown gate kind {kind!r}; expected one of {KINDS}")
@@ -123,18 +124,14 @@ def gate_units(model: nn.Sequential, layers: Sequence[str], kind: str = "hard_co
         raise ValueError(f"layers must be distinct names of Linear layers other than the last (whose units are "
                          f"the outputs): {linear[:-1]}; got {layers}")
     make = HardConcreteGate if kind == "hard_concrete" else StraightThroughGate
-    children = list(copy.deepcopy(model).named_children())
+    gated = copy.deepcopy(model)
+    before = {models.output_child(gated, layer): layer for layer in layers}
     out: OrderedDict[str, nn.Module] = OrderedDict()
-    i = 0
-    while i < len(children):
-        name, module = children[i]
+    for name, module in gated.named_children():
         out[name] = module
-        if name in layers:
-            if i + 1 < len(children) and isinstance(children[i + 1][1], _ELEMENTWISE):
-                i += 1
-                out[children[i][0]] = children[i][1]
-            out[f"gate{name}"] = make(module.out_features, open_probability)
-        i += 1
+        if name in before:
+            out[f"gate{before[name]}"] = make(dict(gated.named_children())[before[name]].out_features,
+                                              open_probability)
     return nn.Sequential(out)
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from coursekit.core import models
 from coursekit.core.masks import prunable_parameters
-
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Softmax)
 
 
 def _correlation(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
@@ -45,19 +44,17 @@ def coactivation_scores(model: nn.Sequential, x: torch.Tensor) -> dict[str, torc
                          f"its prunable weights are {sorted(weights)}")
     was_training = model.training
     model.eval()
-    scores, children = {}, list(model.named_children())
+    scores, children = {}, dict(model.named_children())
     try:
         out = x
-        for k, (name, module) in enumerate(children):
+        for name, module in children.items():
             if not isinstance(module, nn.Linear):
                 out = module(out)
                 continue
             pre = out.flatten(1)
-            out = module(pre)
-            post = out
-            following = children[k + 1][1] if k + 1 < len(children) else None
-            if isinstance(following, _ELEMENTWISE):
-                post = following(out)
+            out = post = module(pre)
+            for after in models.unitwise_after(model, name):
+                post = children[after](post)
             scores[f"{name}.weight"] = _correlation(post, pre).to(module.weight.dtype)
     finally:
         model.train(was_training)

@@ -26,28 +26,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.BatchNorm1d, nn.BatchNorm2d)
+from coursekit.core import models
 
 
-@torch.no_grad()
 def responses(model: nn.Sequential, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """``(examples, units)``: the outputs of Linear or Conv2d child ``layer`` of ``model`` over ``x``,
-    after the element-wise layers that follow it (activation, BatchNorm); channels averaged over space."""
-    names = [name for name, m in model.named_children() if isinstance(m, nn.Linear | nn.Conv2d)]
-    if layer not in names:
-        raise ValueError(f"layer must name a Linear or Conv2d child of the model: {names}; got {layer!r}")
-    if x.ndim < 2 or x.shape[0] < 2:
-        raise ValueError(f"need a batch of at least 2 examples, got shape {tuple(x.shape)}")
-    children = list(model.named_children())
-    at = [name for name, _ in children].index(layer)
-    out = x
-    for _, module in children[:at + 1]:
-        out = module(out)
-    for _, module in children[at + 1:]:
-        if not isinstance(module, _ELEMENTWISE):
-            break
-        out = module(out)
-    return out.flatten(2).mean(2) if out.ndim > 2 else out
+    """The responses PFA reads: :func:`coursekit.core.models.responses` (after the activation)."""
+    return models.responses(model, layer, x)
 
 
 def spectrum(r: torch.Tensor) -> torch.Tensor:

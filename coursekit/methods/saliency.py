@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coursekit.core import models
 from coursekit.core.data import Dataset
 from coursekit.core.masks import Mask, prunable_parameters
 from coursekit.core.pruning import Scope, mask_from_scores
@@ -455,13 +456,11 @@ def accuracy_at_densities(model: nn.Module, data: Dataset, scores: dict[str, Sco
 def unit_statistics(model: nn.Sequential, layer: str, x: torch.Tensor) -> pd.DataFrame:
     """Mean and variance over ``x`` of every unit of ``layer``'s output after its activation.
 
-    ``layer`` names a Linear child of the Sequential; its output is read after the next
-    child when that child is an element-wise activation (what the next Linear layer sees).
+    ``layer`` names a Linear child of the Sequential; its output is read after the unit-wise
+    children that follow it (:func:`coursekit.core.models.responses`: what the next layer sees).
     """
-    module, head, tail = _split_at_linear(model, layer)
-    z = module(head(x).flatten(1))
-    if len(tail) and not isinstance(tail[0], nn.Linear):
-        z = tail[0](z)
+    _split_at_linear(model, layer)
+    z = models.responses(model, layer, x)
     return pd.DataFrame({"mean": z.mean(0).cpu().numpy(), "variance": z.var(0, unbiased=False).cpu().numpy()})
 
 
