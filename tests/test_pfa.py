@@ -33,13 +33,13 @@ def test_kl_rule_runs_from_all_units_to_one():
 def test_widths_reads_each_layer_after_its_activation():
     net = models.build("mlp", (8,), 3, seed=0, hidden=(16, 12))
     x = torch.randn(300, 8, generator=torch.Generator().manual_seed(1))
-    r = pfa.responses(net, "1", x)
+    r = models.responses(net, "1", x)
     assert r.shape == (300, 16) and bool((r >= 0).all())  # after the ReLU
     table = pfa.widths(net, ["1", "3"], x, tau=0.9)
     assert table["units"].tolist() == [16, 12]
     assert ((1 <= table["energy"]) & (table["energy"] <= table["units"])).all()
     conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
-    assert pfa.responses(conv, "0", torch.randn(10, 1, 8, 8)).shape == (10, 4)  # channel means
+    assert models.responses(conv, "0", torch.randn(10, 1, 8, 8)).shape == (10, 4)  # channel means
 
 
 @pytest.mark.parametrize(("call", "message"), [
@@ -48,9 +48,9 @@ def test_widths_reads_each_layer_after_its_activation():
     (lambda: pfa.kl_width(torch.zeros(3)), "all eigenvalues are 0"),
     (lambda: pfa.kl_width(torch.tensor([1.0, -1.0])), "finite values ≥ 0"),
     (lambda: pfa.spectrum(torch.ones(1, 3)), r"examples ≥ 2"),
-    (lambda: pfa.responses(models.build("mlp", (8,), 3, seed=0, hidden=(4,)), "2", torch.ones(4, 8)),
+    (lambda: models.responses(models.build("mlp", (8,), 3, seed=0, hidden=(4,)), "2", torch.ones(4, 8)),
      r"Linear or Conv2d child of the model: \['1', '3'\]; got '2'"),
-    (lambda: pfa.responses(models.build("mlp", (8,), 3, seed=0, hidden=(4,)), "1", torch.ones(0, 8)),
+    (lambda: models.responses(models.build("mlp", (8,), 3, seed=0, hidden=(4,)), "1", torch.ones(0, 8)),
      "at least 2 examples"),
 ])
 def test_bad_input_says_what_is_accepted(call, message):

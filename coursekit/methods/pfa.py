@@ -13,7 +13,8 @@ directions. Two rules pick a width per layer from the eigenvalues ``λ_1 ≥ …
   ``log n`` (one direction: keep 1); the width is ``⌈n (1 − D / log n)⌉``, their linear
   mapping.
 
-A convolution's responses are each channel's spatial mean. The network is then
+Responses are read by :func:`coursekit.core.models.responses` (after the activation; a
+convolution channel's is its spatial mean). The network is then
 retrained at the chosen widths (the lecture's experiment).
 """
 
@@ -27,11 +28,6 @@ import torch
 from torch import nn
 
 from coursekit.core import models
-
-
-def responses(model: nn.Sequential, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """The responses PFA reads: :func:`coursekit.core.models.responses` (after the activation)."""
-    return models.responses(model, layer, x)
 
 
 def spectrum(r: torch.Tensor) -> torch.Tensor:
@@ -76,6 +72,6 @@ def widths(model: nn.Sequential, layers: Sequence[str], x: torch.Tensor, tau: fl
     """Per layer: its width, and the widths the energy rule (at ``tau``) and the KL rule pick."""
     rows = []
     for layer in [layers] if isinstance(layers, str) else layers:
-        e = spectrum(responses(model, layer, x))
+        e = spectrum(models.responses(model, layer, x))
         rows.append({"layer": layer, "units": e.numel(), "energy": energy_width(e, tau), "kl": kl_width(e)})
     return pd.DataFrame(rows, columns=["layer", "units", "energy", "kl"])
