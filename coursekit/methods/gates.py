@@ -16,8 +16,9 @@ width.
 
 :func:`gate_units` inserts gates after chosen Linear layers of a Sequential network,
 :func:`l0_penalty` gives ``fit(penalty=)`` its term, and :func:`remove_closed` removes
-the units whose test-time gate is 0 by surgery and folds the open gates into the next
-layer, so the smaller network computes exactly what the gated one did at test time.
+the units whose test-time gate is 0 by filter surgery (:mod:`coursekit.methods.structured`)
+after folding the open gates into the next layer, so the smaller network computes exactly
+what the gated one did at test time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from coursekit.core import models
+from coursekit.methods import structured
 
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
 KINDS = ("hard_concrete", "straight_through")
@@ -163,31 +165,24 @@ def gate_table(model: nn.Module) -> pd.DataFrame:
 
 @torch.no_grad()
 def remove_closed(model: nn.Sequential) -> nn.Sequential:
-    """The gated ``model`` made smaller: units with a closed test-time gate removed, open gates
-    folded into the next Linear layer's columns, gates gone. Equal to ``model.eval()``'s output."""
-    children = list(model.named_children())
-    out: OrderedDict[str, nn.Module] = OrderedDict()
+    """The gated ``model`` made smaller: open gates folded into the next Linear layer's columns,
+    the gates dropped, and the units with a closed test-time gate removed by filter surgery
+    (:func:`coursekit.methods.structured.remove_filters`). Equal to ``model.eval()``'s output."""
+    children = dict(model.named_children())
+    plain: OrderedDict[str, nn.Module] = OrderedDict()
+    kept: dict[str, torch.Tensor] = {}
     carry: torch.Tensor | None = None  # the gate waiting to be folded into the next Linear layer
-    keep: torch.Tensor | None = None
-    for name, module in children:
+    for name, module in children.items():
         if isinstance(module, _UnitGate):
-            z = module.test_gate()
-            keep = (z > 0).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                keep = z.argmax().reshape(1)  # a layer keeps one unit; its gate is 0, so it adds nothing
-            last = next(n for n in reversed(out) if isinstance(out[n], nn.Linear))
-            layer = out[last]
-            smaller = nn.Linear(layer.in_features, keep.numel(), bias=layer.bias is not None).to(layer.weight)
-            smaller.weight.copy_(layer.weight[keep])
-            if layer.bias is not None:
-                smaller.bias.copy_(layer.bias[keep])
-            out[last], carry = smaller, z[keep]
+            z = module.test_gate().detach()
+            layer = next(n for n in reversed(plain) if isinstance(plain[n], nn.Linear))
+            open_ = (z > 0).nonzero().squeeze(1).cpu()
+            kept[layer] = open_ if open_.numel() else z.argmax().reshape(1).cpu()  # one unit stays, weighted 0
+            carry = z
             continue
+        module = copy.deepcopy(module)
         if isinstance(module, nn.Linear) and carry is not None:
-            following = nn.Linear(keep.numel(), module.out_features, bias=module.bias is not None).to(module.weight)
-            following.weight.copy_(module.weight[:, keep] * carry)
-            if module.bias is not None:
-                following.bias.copy_(module.bias)
-            module, carry = following, None
-        out[name] = copy.deepcopy(module)
-    return nn.Sequential(out)
+            module.weight.mul_(carry)
+            carry = None
+        plain[name] = module
+    return structured.remove_filters(nn.Sequential(plain), kept)
