@@ -27,6 +27,14 @@ def test_binned_mi_on_hand_made_layers():
     assert mutual_info.binned_mi(constant, y, bins=30, limits=(-1, 1)) == pytest.approx((0.0, 0.0))
 
 
+def test_unit_label_information_scores_each_unit_alone():
+    y = torch.tensor([0, 1] * 8)
+    t = torch.stack([y.float(), torch.ones(16), torch.arange(16.0) % 4 // 2], dim=1)  # label, constant, unrelated
+    assert mutual_info.unit_label_information(t, y, bins=2).tolist() == pytest.approx([1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="one label per row"):
+        mutual_info.unit_label_information(t, y[:3])
+
+
 def test_kde_mi_limits():
     y = torch.tensor([0, 1] * 50)
     far_apart = torch.arange(100.0)[:, None] * 100

@@ -90,3 +90,33 @@ def test_lottery_round_marks_the_round():
     assert marker, "the round's density is marked on the accuracy curve"
     with pytest.raises(ValueError, match="round 9 not available"):
         lottery_tickets.plot_lottery_round(_imp_results(), masks, 9, "w", (4, 4))
+
+
+def test_mask_and_accuracy_draws_one_style_per_accuracy_column():
+    grid = pd.DataFrame({"criterion": ["a", "a", "b", "b"], "density": [0.5, 0.1] * 2,
+                         "one_shot": [0.8, 0.3, 0.7, 0.2], "tuned": [0.85, 0.6, 0.8, 0.5]})
+    masks = {(c, d): {"w": torch.rand(4, 16, generator=torch.Generator().manual_seed(1)) < d}
+             for c in "ab" for d in (0.5, 0.1)}
+    fig = plots.mask_and_accuracy(grid, masks, "b", 0.1, "w", (4, 4),
+                                  accuracy={"one_shot": "one-shot", "tuned": "fine-tuned"})
+    right = fig.axes[1]
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["b: one-shot", "b: fine-tuned"]
+    assert len(right.lines) == 2 * 2 + 1  # two criteria × two columns, and the density marker
+    with pytest.raises(ValueError, match="no stored mask"):
+        plots.mask_and_accuracy(grid, masks, "c", 0.1, "w", (4, 4), accuracy={"one_shot": "x"})
+    with pytest.raises(ValueError, match=r"needs columns \['test_acc'\]"):
+        plots.mask_and_accuracy(grid, masks, "b", 0.1, "w", (4, 4))
+
+
+def test_accuracy_vs_density_one_panel_per_column_and_a_grey_random_baseline():
+    sweep = pd.DataFrame({"criterion": ["a", "a", "random", "random"], "density": [0.5, 0.1] * 2,
+                          "one_shot": [0.8, 0.3, 0.2, 0.1], "fine_tuned": [0.85, 0.6, 0.5, 0.2]})
+    fig = plots.accuracy_vs_density(sweep, reference=0.9, labels={"a": "criterion a"})
+    assert [ax.get_title() for ax in fig.axes] == ["one-shot (no retraining)", "after a short fine-tune"]
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend == ["criterion a", "random", "dense network"]
+    assert fig.axes[0].lines[1].get_linestyle() == "--"
+    one = plots.accuracy_vs_density(sweep, panels={"one_shot": "only"})
+    assert len(one.axes) == 1
+    with pytest.raises(ValueError, match=r"needs columns \['fine_tuned'\]"):
+        plots.accuracy_vs_density(sweep.drop(columns="fine_tuned"))

@@ -1,5 +1,7 @@
 """Data-dependent saliencies, each against a brute-force or closed-form reference."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -209,6 +211,31 @@ def test_accuracy_at_densities_prunes_copies(trained, digits):
     assert (table[table["density"] == 1.0]["test_acc"] == dense).all()
     assert (table[table["density"] == 0.05]["test_acc"] < dense).all()
     assert all(torch.equal(w, before[n]) for n, w in prunable_parameters(model).items())
+
+
+def test_accuracy_at_densities_fine_tunes_every_mask_together(trained, digits):
+    model, x, y = trained
+    scores = {"magnitude": saliency.score("magnitude", model, x, y)}
+    table, masks = saliency.accuracy_at_densities(model, digits, scores, [0.05], scope="global",
+                                                  finetune={"epochs": 2, "lr": 1e-2, "optimizer": "adam"}, seed=3)
+    alone = masks["magnitude", 0.05].apply(copy.deepcopy(model))
+    result = train.fit(alone, digits, epochs=2, lr=1e-2, optimizer="adam", seed=3, eval_test=True, progress=False,
+                       hooks=[masks["magnitude", 0.05].hook(alone)])
+    assert table.loc[0, "fine_tuned_acc"] == pytest.approx(result.final["test_acc"], abs=0.01)
+    assert table.loc[0, "fine_tuned_acc"] > table.loc[0, "test_acc"]  # 5 % of the weights: training recovers
+
+
+def test_obs_path_is_obs_prune_step_by_step(trained):
+    model, x, y = trained
+    path = saliency.obs_path(model, "3", x, y)
+    first = [(row, w.clone()) for (row, w), _ in zip(path, range(5), strict=False)]
+    assert [r["step"] for r, _ in first] == [1, 2, 3, 4, 5]
+    assert int((first[-1][1] == 0).sum()) == 5
+    copy_ = copy.deepcopy(model)
+    steps = saliency.obs_prune(copy_, "3", x, y, remove=5)
+    assert steps.to_dict("records") == [r for r, _ in first]
+    torch.testing.assert_close(copy_[3].weight.detach(), first[-1][1].float())
+    assert torch.equal(model[3].weight, trained[0][3].weight)  # the path never writes to the model
 
 
 def test_score_registry_and_bad_requests(trained):

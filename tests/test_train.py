@@ -233,3 +233,35 @@ def test_a_validation_loss_that_diverges_stops_training(digits):
     """One step per epoch: the step's own loss is finite, the weights it leaves are not."""
     with pytest.raises(FloatingPointError, match=r"validation loss became (nan|inf) at step 1: the weights diverged"):
         train.fit(_mlp(digits), digits, epochs=1, lr=1e30, batch_size=len(digits.y_train), progress=False)
+
+
+def test_lr_scales_give_named_parameters_their_own_learning_rate(digits):
+    seen = []
+    train.fit(_mlp(digits), digits, epochs=2, lr=0.1, lr_decay=0.5, batch_size=500, progress=False,
+              lr_scales={"3.": 10}, hooks=[lambda ctx: seen.append(
+                  sorted((g["lr"], len(g["params"])) for g in ctx.optimizer.param_groups))])
+    assert seen[0] == [(pytest.approx(0.1), 2), (pytest.approx(1.0), 2)]  # layer 1's two tensors; layer 3's two
+    assert seen[-1] == [(pytest.approx(0.05), 2), (pytest.approx(0.5), 2)]  # both decay
+    plain, fast = _mlp(digits), _mlp(digits)
+    start = plain[3].weight.detach().clone()
+    train.fit(plain, digits, epochs=1, lr=1e-3, optimizer="adam", progress=False)
+    train.fit(fast, digits, epochs=1, lr=1e-3, optimizer="adam", progress=False, lr_scales={"3.": 20})
+    assert (fast[3].weight - start).abs().mean() > 5 * (plain[3].weight - start).abs().mean()
+
+
+@pytest.mark.parametrize("scales, message", [
+    ({"gate": 10}, r"prefixes \['gate'\] match no parameter"),
+    ({"1.": 0}, "positive factors"),
+    ([("1.", 2)], "maps parameter-name prefixes"),
+])
+def test_bad_lr_scales_are_refused(digits, scales, message):
+    with pytest.raises(ValueError, match=message):
+        train.fit(_mlp(digits), digits, epochs=1, progress=False, lr_scales=scales)
+
+
+def test_a_checkpoint_remembers_the_lr_scales(digits, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train.fit(_mlp(digits), digits, epochs=1, optimizer="adam", lr=1e-2, progress=False, checkpoint=ckpt,
+              lr_scales={"3.": 5})
+    with pytest.raises(ValueError, match="written by another training run"):
+        train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=1e-2, progress=False, checkpoint=ckpt)

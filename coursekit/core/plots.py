@@ -121,6 +121,72 @@ def draw_input_mask(ax, keep: torch.Tensor, image_shape: Sequence[int], title: s
     return image
 
 
+def mask_and_accuracy(grid: pd.DataFrame, masks: Mapping[tuple[str, float], Mapping[str, torch.Tensor]],
+                      criterion: str, density: float, layer: str, image_shape: Sequence[int] = (28, 28),
+                      accuracy: Mapping[str, str] | None = None, by: str = "criterion") -> Figure:
+    """A criterion's first-layer mask at one density, beside accuracy vs density for every criterion.
+
+    ``grid`` has a row per (``by``, ``density``); ``accuracy`` maps its accuracy columns to
+    their labels, one line style each (default ``{"test_acc": "test accuracy after
+    retraining"}``). The chosen criterion is drawn bold, the others grey.
+    """
+    accuracy = dict(accuracy or {"test_acc": "test accuracy after retraining"})
+    require_columns(grid, [by, "density", *accuracy], "mask_and_accuracy")
+    if (criterion, density) not in masks:
+        raise ValueError(f"no stored mask for ({criterion!r}, {density}); have {sorted(masks)}")
+    with styled():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.0), width_ratios=[1, 1.5],
+                                          layout="constrained")
+        keep = masks[(criterion, density)][layer]
+        image = draw_input_mask(left, keep, image_shape, f"{criterion}: first layer, "
+                                                          f"{keep.float().mean():.1%} kept")
+        fig.colorbar(image, ax=left, shrink=0.8, label=MASK_LABEL)
+        for c, part in grid.groupby(by, sort=False):
+            part = part.sort_values("density", ascending=False)
+            bold = c == criterion
+            for (column, label), style in zip(accuracy.items(), ("o-", "s--", "^:"), strict=False):
+                right.plot(part["density"] * 100, part[column], style, lw=3 if bold else 1,
+                           alpha=1 if bold else 0.3, color="C0" if bold else "0.5",
+                           label=f"{c}: {label}" if bold and len(accuracy) > 1 else (c if bold else None))
+        right.axvline(density * 100, color="0.2", lw=1)
+        remaining_axis(right, grid["density"])
+        right.set_ylabel(next(iter(accuracy.values())) if len(accuracy) == 1 else "test accuracy")
+        percent(right.yaxis)
+        right.legend(fontsize="small", loc="lower left")
+    return fig
+
+
+def accuracy_vs_density(sweep: pd.DataFrame, reference: float | None = None,
+                        panels: Mapping[str, str] | None = None, by: str = "criterion",
+                        labels: Mapping[str, str] | None = None) -> Figure:
+    """Test accuracy vs density, one line per ``by`` value, one panel per accuracy column.
+
+    ``panels`` maps columns of ``sweep`` to panel titles (default one-shot and fine-tuned);
+    ``reference`` (the dense network's accuracy) is a dotted line; a ``random`` criterion is
+    drawn grey and dashed, the baseline the others must beat; ``labels`` renames criteria.
+    """
+    panels = dict(panels or {"one_shot": "one-shot (no retraining)", "fine_tuned": "after a short fine-tune"})
+    labels = dict(labels or {})
+    require_columns(sweep, [by, "density", *panels], "accuracy_vs_density")
+    with styled():
+        fig, axes = plt.subplots(1, len(panels), figsize=(1 + 5.5 * len(panels), 4.2), sharey=True,
+                                 layout="constrained", squeeze=False)
+        for ax, (column, title) in zip(axes[0], panels.items(), strict=True):
+            for i, (c, part) in enumerate(sweep.groupby(by, sort=False)):
+                part = part.sort_values("density", ascending=False)
+                baseline = c == "random"
+                ax.plot(part["density"] * 100, part[column], marker="o", color="0.5" if baseline else f"C{i}",
+                        ls="--" if baseline else "-", label=labels.get(c, c))
+            if reference is not None:
+                ax.axhline(reference, color="0.2", lw=1, ls=":", label="dense network")
+            remaining_axis(ax, sweep["density"])
+            ax.set_title(title)
+            percent(ax.yaxis)
+        axes[0, 0].set_ylabel("test accuracy")
+        axes[0, -1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    return fig
+
+
 def require_columns(table: pd.DataFrame, columns: list[str], what: str) -> None:
     """Refuse a table that lacks ``columns``, naming what needed them and what it has."""
     missing = [c for c in columns if c not in table.columns]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,12 +163,38 @@ def check_training(*, epochs: int = 1, lr: float = 0.1, batch_size: int = 60, op
         raise ValueError(f"seeds must be non-negative ints, got {bad}")
 
 
-def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0,
+def _scaled_groups(model: nn.Module, lr_scales: Mapping[str, float]) -> list[dict]:
+    """``model``'s parameters as optimiser groups, each with its ``lr_scale`` (see :func:`fit`)."""
+    bad = ({k: v for k, v in lr_scales.items() if not isinstance(k, str) or not _is_number(v) or v <= 0}
+           if isinstance(lr_scales, Mapping) else None)
+    if bad is None or bad:
+        raise ValueError(f"lr_scales maps parameter-name prefixes to positive factors, e.g. {{'gate': 10}}; "
+                         f"got {bad or lr_scales!r}")
+    names = [n for n, _ in model.named_parameters()]
+    unused = [k for k in lr_scales if not any(n.startswith(k) for n in names)]
+    if unused:
+        raise ValueError(f"lr_scales prefixes {unused} match no parameter; the model has {names}")
+    groups: dict[float, list[torch.Tensor]] = {}
+    for name, p in model.named_parameters():
+        scale = next((v for k, v in lr_scales.items() if name.startswith(k)), 1.0)
+        groups.setdefault(float(scale), []).append(p)
+    return [{"params": ps, "lr_scale": scale} for scale, ps in groups.items()]
+
+
+def make_optimizer(name: str, params: Iterable[torch.Tensor] | Iterable[dict], lr: float, momentum: float = 0.0,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """``sgd`` (with optional momentum), ``adam`` or ``adamw`` over ``params``, fused where possible."""
+    """``sgd`` (with optional momentum), ``adam`` or ``adamw`` over ``params``, fused where possible.
+
+    ``params`` may be parameter groups whose ``lr_scale`` multiplies ``lr``."""
     check_training(lr=lr, optimizer=name, momentum=momentum, weight_decay=weight_decay)
     params = list(params)
-    fused = {"fused": True} if _fused_supported(params) else {}
+    if params and isinstance(params[0], dict):
+        params = [g | {"lr": lr * g.get("lr_scale", 1.0), "lr_scale": g.get("lr_scale", 1.0)} for g in params]
+        tensors = [p for g in params for p in g["params"]]
+    else:
+        params = [{"params": params, "lr_scale": 1.0}]
+        tensors = params[0]["params"]
+    fused = {"fused": True} if _fused_supported(tensors) else {}
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **fused)
     kind = torch.optim.Adam if name == "adam" else torch.optim.AdamW
@@ -240,6 +266,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         patience: int | None = None, hooks: Iterable[Hook] = (),
         transform: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+        lr_scales: Mapping[str, float] | None = None,
         checkpoint: str | Path | None = None, progress: bool = True,
         desc: str = "training") -> FitResult:
     """Train ``model`` on ``data`` with cross-entropy and return its history.
@@ -264,6 +291,10 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
         penalty: ``penalty(model)`` is added to the loss, e.g. the L1 norm of
             BatchNorm scales of network slimming (:mod:`coursekit.lectures.early_bird`); the
             recorded ``train_loss`` includes it.
+        lr_scales: ``{name prefix: factor}``: parameters whose name starts with a prefix
+            learn at ``lr × factor`` (the first matching prefix counts), e.g. ``{"gate": 10}``
+            for the gates of :mod:`coursekit.methods.gates`, which must travel much further
+            than the weights.
         checkpoint: a file to save the state to after each epoch; if it exists when
             ``fit`` starts, training resumes from it. It must have been written with the
             same arguments and data (``epochs`` may grow: training goes on); otherwise a
@@ -282,7 +313,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
     hooks.sort(key=lambda h: not getattr(h, "masks_weights", False))  # stable: masks first
     device = data.device
     check_compatible(model, data)
-    opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
+    opt = make_optimizer(optimizer, _scaled_groups(model, lr_scales or {}), lr, momentum, weight_decay)
     n_train = data.x_train.shape[0]
     steps_per_epoch = -(-n_train // batch_size)
     rows: list[dict] = []
@@ -294,6 +325,8 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
                "weight_decay": weight_decay, "seed": seed, "lr_decay": lr_decay, "eval_every": eval_every,
                "eval_test": eval_test, "patience": patience,
                "data": data.fingerprint() if checkpoint is not None else None}
+    if lr_scales:
+        made_by["lr_scales"] = dict(lr_scales)
     if checkpoint is not None and checkpoint.is_file():
         state = files.load_torch(checkpoint, map_location=device)
         differ = files.differences(state.get("made_by"), made_by)
@@ -332,7 +365,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
             break
         gen = _epoch_generator(device, seed, epoch)
         for group in opt.param_groups:
-            group["lr"] = lr * lr_decay**epoch
+            group["lr"] = lr * group["lr_scale"] * lr_decay**epoch
         for xb, yb in batches(data.x_train, data.y_train, batch_size, generator=gen):
             if transform is not None:
                 xb = transform(xb, epoch)

@@ -10,19 +10,17 @@ Lottery Tickets"; Zhu & Gupta 2017, "To prune, or not to prune"):
   criterion at several densities (what the lecture's widget browses);
 * :func:`supermask_accuracies`: every criterion's mask with ``sign(w_init)·σ``
   weights (rescaled) and **no** training, against chance;
-* :func:`schedule_comparison`: one-shot vs iterative vs gradual pruning to one density;
-* :func:`plot_mask_and_accuracy`: a criterion's first-layer mask beside accuracy vs density.
+* :func:`schedule_comparison`: one-shot vs iterative vs gradual pruning to one density.
+
+The widget's figure is :func:`coursekit.core.plots.mask_and_accuracy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from coursekit.core import models, pruning
@@ -30,7 +28,6 @@ from coursekit.core.batched import fit_batched
 from coursekit.core.claims import Claim
 from coursekit.core.data import Dataset
 from coursekit.core.masks import Mask, prunable_parameters
-from coursekit.core.plots import MASK_LABEL, draw_input_mask, remaining_axis, styled
 from coursekit.core.pruning import mask_from_scores
 from coursekit.core.train import TrainSettings, evaluate, fit
 from coursekit.methods import criteria, rewind, schedules, supermask
@@ -268,31 +265,3 @@ def headline(grid: pd.DataFrame, supers: pd.DataFrame, learned: pd.DataFrame) ->
         Claim("large_final supermask minus random supermask", masks["large_final"] - masks["random"], ">", 0.3),
         Claim("learned supermask's final accuracy", learned["test_acc"].iloc[-1], ">", 0.4),
     ]
-
-
-# ------------------------------------------------------------------ figures
-
-def plot_mask_and_accuracy(grid: pd.DataFrame, masks: Mapping[tuple[str, float], Mapping[str, torch.Tensor]],
-                      criterion: str, density: float, layer: str,
-                      image_shape: Sequence[int] = (28, 28)) -> Figure:
-    """A criterion's first-layer mask at one density, beside accuracy vs density for all criteria."""
-    if (criterion, density) not in masks:
-        raise ValueError(f"no stored mask for ({criterion!r}, {density}); have {sorted(masks)}")
-    with styled():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.0), width_ratios=[1, 1.5],
-                                          layout="constrained")
-        keep = masks[(criterion, density)][layer]
-        image = draw_input_mask(left, keep, image_shape, f"{criterion}: first layer, "
-                                                          f"{keep.float().mean():.1%} kept")
-        fig.colorbar(image, ax=left, shrink=0.8, label=MASK_LABEL)
-        for c, part in grid.groupby("criterion", sort=False):
-            part = part.sort_values("density", ascending=False)
-            bold = c == criterion
-            right.plot(part["density"] * 100, part["test_acc"], "o-", lw=3 if bold else 1,
-                       alpha=1 if bold else 0.35, label=c if bold else None, color="C0" if bold else "0.5")
-        right.axvline(density * 100, color="0.2", lw=1)
-        remaining_axis(right, grid["density"])
-        right.set_ylabel("test accuracy after retraining")
-        right.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-        right.legend(fontsize="small", loc="lower left")
-    return fig

@@ -77,3 +77,14 @@ def kde_mi(t: torch.Tensor, y: torch.Tensor, noise_var: float = 0.1) -> tuple[fl
     h_t = _kde_entropy_bits(t, noise_var)
     h_t_given_y = sum((y == c).double().mean() * _kde_entropy_bits(t[y == c], noise_var) for c in y.unique())
     return float(h_t), float(h_t - h_t_given_y)
+
+
+def unit_label_information(t: torch.Tensor, y: torch.Tensor, bins: int = 10) -> torch.Tensor:
+    """``I(T_j; Y)`` in bits for each unit ``j`` of ``t`` on its own, binned over the unit's range.
+
+    A score for pruning units by how much they say about the label (the mutual-information
+    view of redundancy, as in Dai et al. 2018's information-bottleneck pruning); a constant
+    unit scores 0.
+    """
+    _check_layer(t, y)
+    return torch.tensor([binned_mi(t[:, j:j + 1], y, bins)[1] for j in range(t.shape[1])])

@@ -13,7 +13,7 @@ Magnitude pruning asks only how large a weight is. The methods here ask the data
   of the generalised Gauss-Newton matrix (:func:`ggn_diagonal`, :func:`obd_ggn`);
 * **OBS** — the whole inverse Hessian: remove ``w_q`` with the least ``w_q² / (2[H⁻¹]_qq)``
   and move the other weights by ``δw = −w_q H⁻¹e_q / [H⁻¹]_qq`` to make up for it
-  (Hassibi & Stork 1993; :func:`obs_prune`, for one Linear layer);
+  (Hassibi & Stork 1993; :func:`obs_path`, :func:`obs_prune`, for one Linear layer);
 * **SNIP** — connection sensitivity ``|g ⊙ w|`` at initialisation, normalised to sum 1
   (Lee, Ajanthan & Torr 2019): prune before training;
 * **movement** — ``S = −Σ_t g_t ⊙ w_t`` accumulated while training: weights moving away
@@ -29,7 +29,7 @@ data can go without losing anything if their mean is folded into the next layer'
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.core import models
+from coursekit.core.batched import fit_batched
 from coursekit.core.data import Dataset
 from coursekit.core.masks import Mask, prunable_parameters
 from coursekit.core.pruning import Scope, mask_from_scores
@@ -335,47 +336,61 @@ def layer_hessian(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Te
         model.train(was_training)
 
 
+def obs_path(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Tensor, damping: float = 1e-4
+             ) -> Iterator[tuple[dict, torch.Tensor]]:
+    """Optimal Brain Surgeon (Hassibi & Stork 1993) on one Linear layer, one removal per step.
+
+    Each step zeroes the live weight with the least saliency ``w_q² / (2[H⁻¹]_qq)`` and
+    moves all the others by ``δw = −(w_q / [H⁻¹]_qq) H⁻¹e_q`` — the update that keeps the
+    quadratic model of the loss lowest — then drops ``q`` from the inverse Hessian
+    (``H⁻¹ ← H⁻¹ − H⁻¹e_q e_qᵀH⁻¹ / [H⁻¹]_qq``). The Hessian is :func:`layer_hessian` plus
+    ``damping × mean(diag H) × I`` so that it can be inverted. ``model`` is not changed.
+
+    Yields, per step, its row — ``step``, ``row``, ``col``, ``weight`` (its value when
+    removed) and ``predicted_increase`` (the saliency: the loss increase the quadratic model
+    predicts for that step) — and the layer's weights after it (float64, of the weight's
+    shape; copy it to keep it past the next step).
+    """
+    module, _, _ = _split_at_linear(model, layer)
+    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not damping > 0:
+        raise ValueError(f"damping must be positive (the layer Hessian is singular without it), got {damping!r}")
+    n = module.weight.numel()
+    hessian = layer_hessian(model, layer, x, y).double()
+    hessian += damping * hessian.diagonal().mean() * torch.eye(n, dtype=hessian.dtype, device=hessian.device)
+    inverse = torch.linalg.inv(hessian)
+    w = module.weight.detach().flatten().double().clone()
+    alive = torch.ones(n, dtype=torch.bool, device=w.device)
+    for step in range(n - 1):
+        saliency = (w ** 2 / (2 * inverse.diagonal())).masked_fill(~alive, float("inf"))
+        q = int(saliency.argmin())
+        row = {"step": step + 1, "row": q // module.in_features, "col": q % module.in_features,
+               "weight": float(w[q]), "predicted_increase": float(saliency[q])}
+        column = inverse[:, q].clone()
+        w -= (w[q] / column[q]) * column
+        alive[q] = False
+        inverse -= torch.outer(column, column) / column[q]
+        w[~alive] = 0.0  # exact zeros despite rounding
+        yield row, w.view_as(module.weight)
+
+
 def obs_prune(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Tensor, remove: int,
               damping: float = 1e-4) -> pd.DataFrame:
-    """Optimal Brain Surgeon (Hassibi & Stork 1993) on one Linear layer, in place.
+    """Optimal Brain Surgeon on one Linear layer, in place: the first ``remove`` steps of :func:`obs_path`.
 
-    Removes ``remove`` weights one at a time. Each step zeroes the live weight with the
-    least saliency ``w_q² / (2[H⁻¹]_qq)`` and moves all the others by
-    ``δw = −(w_q / [H⁻¹]_qq) H⁻¹e_q`` — the update that keeps the quadratic model of the loss
-    lowest — then drops ``q`` from the inverse Hessian (``H⁻¹ ← H⁻¹ − H⁻¹e_q e_qᵀH⁻¹ / [H⁻¹]_qq``).
-    The Hessian is :func:`layer_hessian` plus ``damping × mean(diag H) × I`` so that it can be inverted.
-
-    Returns:
-        one row per removed weight: ``step``, ``row``, ``col``, ``weight`` (its value when
-        removed) and ``predicted_increase`` (the saliency: the loss increase the quadratic
-        model predicts for that step).
+    Returns one row per removed weight (see :func:`obs_path`).
     """
     module, _, _ = _split_at_linear(model, layer)
     n = module.weight.numel()
     _check_count(remove, "remove")
     if not remove < n:
         raise ValueError(f"remove must lie in 1..{n - 1} for layer {layer!r} with {n} weights, got {remove}")
-    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not damping > 0:
-        raise ValueError(f"damping must be positive (the layer Hessian is singular without it), got {damping!r}")
-    hessian = layer_hessian(model, layer, x, y).double()
-    hessian += damping * hessian.diagonal().mean() * torch.eye(n, dtype=hessian.dtype, device=hessian.device)
-    inverse = torch.linalg.inv(hessian)
-    w = module.weight.detach().flatten().double().clone()
-    alive = torch.ones(n, dtype=torch.bool, device=w.device)
     rows = []
-    for step in range(remove):
-        saliency = (w ** 2 / (2 * inverse.diagonal())).masked_fill(~alive, float("inf"))
-        q = int(saliency.argmin())
-        rows.append({"step": step + 1, "row": q // module.in_features, "col": q % module.in_features,
-                     "weight": float(w[q]), "predicted_increase": float(saliency[q])})
-        column = inverse[:, q].clone()
-        w -= (w[q] / column[q]) * column
-        w[q] = 0.0
-        alive[q] = False
-        inverse -= torch.outer(column, column) / column[q]
-        w[~alive] = 0.0  # exact zeros despite rounding
-    with torch.no_grad():
-        module.weight.copy_(w.view_as(module.weight).to(module.weight.dtype))
+    for row, weights in obs_path(model, layer, x, y, damping):
+        rows.append(row)
+        if len(rows) == remove:
+            with torch.no_grad():
+                module.weight.copy_(weights.to(module.weight.dtype))
+            break
     return pd.DataFrame(rows)
 
 
@@ -427,13 +442,18 @@ def rank_correlations(scores: dict[str, torch.Tensor]) -> pd.DataFrame:
 
 
 def accuracy_at_densities(model: nn.Module, data: Dataset, scores: dict[str, Scores],
-                          densities: Sequence[float], scope: Scope = "layerwise"
+                          densities: Sequence[float], scope: Scope = "layerwise",
+                          finetune: Mapping[str, object] | None = None, seed: int = 0, progress: bool = False
                           ) -> tuple[pd.DataFrame, dict[tuple[str, float], Mask]]:
-    """Test accuracy of ``model`` pruned by each method's scores to each density, without retraining.
+    """Test accuracy of ``model`` pruned by each method's scores to each density.
 
     ``scores`` maps a method's name to its scores (:func:`score`, or a :class:`Movement`'s).
     The model is not changed. Returns a table with one row per (method, density) —
-    ``method``, ``density``, ``test_loss``, ``test_acc`` — and the masks by (method, density).
+    ``method``, ``density``, ``test_loss``, ``test_acc`` (one-shot: no retraining) — and
+    the masks by (method, density). With ``finetune`` (arguments of
+    :func:`coursekit.core.batched.fit_batched`, e.g. ``{"epochs": 1, "lr": 1e-3,
+    "optimizer": "adam"}``) every pruned copy is also trained under its mask, all of them
+    together, with minibatch order ``seed``, and ``fine_tuned_acc`` is added.
     """
     if isinstance(densities, (int, float)):
         raise ValueError(f"densities must be a list, e.g. [{densities}], got {densities!r}")
@@ -441,15 +461,21 @@ def accuracy_at_densities(model: nn.Module, data: Dataset, scores: dict[str, Sco
     if not_methods:
         raise ValueError(f"scores must map each method to its {{parameter: scores}}, e.g. {{'taylor': "
                          f"saliency.taylor(...)}}; {not_methods} map to {type(scores[not_methods[0]]).__name__}")
-    rows, masks = [], {}
+    rows, masks, pruned = [], {}, []
     for method, method_scores in scores.items():
         for density in densities:
             mask = mask_from_scores(method_scores, density, scope)
-            result = evaluate(mask.apply(copy.deepcopy(model)), *data.split("test"))
+            pruned.append(mask.apply(copy.deepcopy(model)))
+            result = evaluate(pruned[-1], *data.split("test"))
             rows.append({"method": method, "density": density, "test_loss": result["loss"],
                          "test_acc": result["acc"]})
             masks[method, density] = mask
-    return pd.DataFrame(rows), masks
+    table = pd.DataFrame(rows)
+    if finetune is not None:
+        results = fit_batched(pruned, data, [seed] * len(pruned), masks=list(masks.values()), **finetune,
+                              eval_test=True, progress=progress)
+        table["fine_tuned_acc"] = [float(r.final["test_acc"]) for r in results]
+    return table, masks
 
 
 @torch.no_grad()
