@@ -48,10 +48,14 @@ def test_obs_table_compares_three_removals_at_each_count(ran):
     assert obs.loc[~obs["method"].str.startswith("OBS:"), "predicted"].isna().all()
 
 
-def test_mean_replacement_starts_from_the_dense_network(ran):
+def test_mean_replacement_takes_the_mean_out_of_the_next_layers_change(ran, digits):
     means = ran["mean_replacement"]
     assert means[means["removed"] == 0]["test_acc"].nunique() == 1
     assert set(means["method"]) == {"plain removal", "mean replacement"}
+    change = means[means["removed"] > 0].pivot(index="removed", columns="method", values="output_change")
+    assert (change["mean replacement"] < change["plain removal"]).all()
+    shares = means.drop_duplicates("removed")["variance_share"]
+    assert shares.is_monotonic_increasing and shares.between(0, 1).all()
 
 
 def test_headline_and_figures(ran):

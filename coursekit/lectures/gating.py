@@ -227,19 +227,21 @@ def headline(heb: pd.DataFrame, widths: pd.DataFrame, swept: pd.DataFrame, dense
              lam: float = 1e-2) -> list[Claim]:
     """Lecture 08's checks, weak forms of the slide's claims.
 
-    At 20 % density, after the short fine-tune (one-shot accuracies move too much from seed
-    to seed to call), Hebbian masks beat random ones and magnitude masks beat Hebbian ones;
+    At 20 % density, one-shot, Hebbian masks beat random ones and magnitude masks beat Hebbian
+    ones (in test loss: the accuracy of a pruned, untuned network moves too much from seed to
+    seed to call, and after fine-tuning on the `cpu` scale's data every mask recovers);
     the network at PFA-KL's widths, re-trained from scratch, stays near the original with
     far fewer parameters; hard-concrete gates trained with the L0 penalty ``lam`` remove
     most parameters at a small cost in accuracy.
     """
-    at = rows_where(heb, "density", 0.2, "headline").set_index("criterion")["fine_tuned"]
+    loss = rows_where(heb, "density", 0.2, "headline").set_index("criterion")["test_loss"]
     kl = widths.set_index("rule").loc["KL"]
     trained = widths.set_index("rule").loc["trained"]
     gated = rows_where(swept[swept["kind"] == "hard_concrete"], "lambda", lam, "headline").iloc[0]
     return [
-        Claim("Hebbian minus random, fine-tuned at 20%", at["Hebbian"] - at["random"], ">", 0.05),
-        Claim("magnitude minus Hebbian, fine-tuned at 20%", at["magnitude"] - at["Hebbian"], ">", 0),
+        Claim("random's test loss minus Hebbian's, one-shot at 20%", loss["random"] - loss["Hebbian"], ">", 0.3),
+        Claim("Hebbian's test loss minus magnitude's, one-shot at 20%", loss["Hebbian"] - loss["magnitude"],
+              ">", 0.1),
         Claim("re-trained PFA-KL network minus the original, test accuracy", kl["test_acc"] - dense_acc, ">", -0.07),
         Claim("PFA-KL network's parameters over the original's", kl["parameters"] / trained["parameters"], "<", 0.7),
         Claim(f"hard-concrete gates, λ = {lam:g}: share of parameters removed",
@@ -264,9 +266,10 @@ def plot_spectra(spec: pd.DataFrame, widths: pd.DataFrame) -> Figure:
             column = f"units {layer}"
             for i, (_, row) in enumerate(widths[widths["rule"] == "energy"].iterrows()):
                 k = int(row[column])
-                ax.plot([k], [row["tau"]], "o", color=f"C{i}", ms=8, label=f"energy τ = {row['tau']:g}: {k} units")
+                share = float(part.loc[part["k"] == k, "energy"].iloc[0])  # ≥ τ: the first k that reaches it
+                ax.plot([k], [share], "o", color=f"C{i}", ms=8, label=f"energy τ = {row['tau']:g}: {k} units")
             kl = int(widths.loc[widths["rule"] == "KL", column].iloc[0])
-            ax.axvline(kl, color="C3", ls="--", label=f"KL rule: {kl} units")
+            ax.axvline(kl, color="0.3", ls="--", label=f"KL rule: {kl} units")
             trained = int(widths.loc[widths["rule"] == "trained", column].iloc[0])
             ax.set_xlim(0.9, trained * 1.1)
             ax.set_xlabel("k (eigen-directions kept)")
