@@ -1,6 +1,7 @@
 """Data-dependent saliencies, each against a brute-force or closed-form reference."""
 
 import copy
+import itertools
 
 import pytest
 import torch
@@ -238,6 +239,46 @@ def test_obs_path_is_obs_prune_step_by_step(trained):
     assert torch.equal(model[3].weight, trained[0][3].weight)  # the path never writes to the model
 
 
+def _least_squares(x, y, keep):
+    """The least-squares weights using only the columns ``keep`` of ``x`` (0 elsewhere), and the loss."""
+    w = torch.zeros(x.shape[1], dtype=torch.float64)
+    w[keep] = torch.linalg.lstsq(x[:, keep], y.unsqueeze(1)).solution.squeeze(1)
+    return w, 0.5 * (x @ w - y).pow(2).mean()
+
+
+def test_obs_on_least_squares_predicts_the_loss_of_re_solving_without_the_weight():
+    """L(w) = ½ mean (xᵀw − y)² is quadratic with H = XᵀX / n: OBS's saliency is exactly the increase of
+    the optimum loss when w_q is deleted and the rest re-solved, and its update lands on that solution."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=gen, dtype=torch.float64)
+    y = x @ torch.randn(8, generator=gen, dtype=torch.float64) + 0.3 * torch.randn(200, generator=gen,
+                                                                                   dtype=torch.float64)
+    keep = list(range(8))
+    w, loss = _least_squares(x, y, keep)
+    for q, removed, increase, after in itertools.islice(saliency.obs_steps(x.T @ x / 200, w), 5):
+        assert removed == pytest.approx(float(w[q]), rel=1e-9)
+        keep.remove(q)
+        w, new_loss = _least_squares(x, y, keep)
+        assert increase == pytest.approx(float(new_loss - loss), rel=1e-8, abs=1e-12)
+        torch.testing.assert_close(after, w, rtol=1e-8, atol=1e-10)
+        loss = new_loss
+
+
+def test_with_a_diagonal_hessian_obs_is_obd():
+    """A diagonal H: the saliency w_q² / (2[H⁻¹]_qq) is OBD's ½ H_qq w_q², removals go in OBD's order and
+    no other weight moves."""
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(12, generator=gen, dtype=torch.float64)
+    h = torch.rand(12, generator=gen, dtype=torch.float64) + 0.1
+    obd = 0.5 * h * w ** 2
+    steps = list(saliency.obs_steps(torch.diag(h), w))
+    assert [q for q, *_ in steps] == obd.argsort()[:11].tolist()
+    assert [inc for _, _, inc, _ in steps] == pytest.approx(obd.sort().values[:11].tolist(), rel=1e-12)
+    last = steps[-1][3]
+    survivor = int(obd.argmax())
+    assert float(last[survivor]) == float(w[survivor]) and int((last == 0).sum()) == 11
+
+
 def test_score_registry_and_bad_requests(trained):
     model, x, y = trained
     for name in saliency.SALIENCIES:
@@ -262,6 +303,8 @@ def test_score_registry_and_bad_requests(trained):
     (lambda m, x, y: saliency.remove_units(m, "1", [1.7]), "units must be distinct int indices"),
     (lambda m, x, y: saliency.obs_prune(m, "3", x, y, remove=5, damping=0.0), "damping must be positive"),
     (lambda m, x, y: saliency.obs_prune(m, "3", x, y, remove=True), "remove must be a positive int, got True"),
+    (lambda m, x, y: next(saliency.obs_steps(torch.eye(3), torch.ones(4))),
+     r"the Hessian of 4 weights must be 4 × 4, got \(3, 3\)"),
     (lambda m, x, y: saliency.loss_gradients(m, x, y, chunk=0), "chunk must be a positive int, got 0"),
     (lambda m, x, y: saliency.ablation(m, "3", x, y, chunk=0), "chunk must be a positive int"),
     (lambda m, x, y: saliency.hessian_diagonal(m, x, y, samples=2.5), "samples must be a positive int, got 2.5"),

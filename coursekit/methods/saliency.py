@@ -13,7 +13,8 @@ Magnitude pruning asks only how large a weight is. The methods here ask the data
   of the generalised Gauss-Newton matrix (:func:`ggn_diagonal`, :func:`obd_ggn`);
 * **OBS** — the whole inverse Hessian: remove ``w_q`` with the least ``w_q² / (2[H⁻¹]_qq)``
   and move the other weights by ``δw = −w_q H⁻¹e_q / [H⁻¹]_qq`` to make up for it
-  (Hassibi & Stork 1993; :func:`obs_path`, :func:`obs_prune`, for one Linear layer);
+  (Hassibi & Stork 1993; :func:`obs_steps` for any Hessian, :func:`obs_path` and
+  :func:`obs_prune` for one Linear layer);
 * **SNIP** — connection sensitivity ``|g ⊙ w|`` at initialisation, normalised to sum 1
   (Lee, Ajanthan & Torr 2019): prune before training;
 * **movement** — ``S = −Σ_t g_t ⊙ w_t`` accumulated while training: weights moving away
@@ -336,14 +337,41 @@ def layer_hessian(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Te
         model.train(was_training)
 
 
+def obs_steps(hessian: torch.Tensor, w: torch.Tensor) -> Iterator[tuple[int, float, float, torch.Tensor]]:
+    """Optimal Brain Surgeon's algebra (Hassibi & Stork 1993) on weights ``w`` with an invertible ``hessian``.
+
+    Each step removes the live weight ``q`` with the least saliency ``w_q² / (2[H⁻¹]_qq)`` and
+    moves all the others by ``δw = −(w_q / [H⁻¹]_qq) H⁻¹e_q`` — the update that keeps the
+    quadratic model of the loss lowest with ``w_q = 0`` — then drops ``q`` from the inverse
+    (``H⁻¹ ← H⁻¹ − H⁻¹e_q e_qᵀH⁻¹ / [H⁻¹]_qq``). On a quadratic loss the saliency is the exact
+    increase. With a diagonal Hessian the saliency is OBD's ``½ H_qq w_q²`` and nothing moves.
+
+    Yields ``(q, w_q before its removal, saliency, weights after the step)`` (the weights
+    float64 and flat; copy them to keep them past the next step).
+    """
+    n = w.numel()
+    if hessian.shape != (n, n):
+        raise ValueError(f"the Hessian of {n} weights must be {n} × {n}, got {tuple(hessian.shape)}")
+    inverse = torch.linalg.inv(hessian.double())
+    w = w.detach().flatten().double().clone()
+    alive = torch.ones(n, dtype=torch.bool, device=w.device)
+    for _ in range(n - 1):
+        saliency = (w ** 2 / (2 * inverse.diagonal())).masked_fill(~alive, float("inf"))
+        q = int(saliency.argmin())
+        removed, increase = float(w[q]), float(saliency[q])
+        column = inverse[:, q].clone()
+        w -= (w[q] / column[q]) * column
+        alive[q] = False
+        inverse -= torch.outer(column, column) / column[q]
+        w[~alive] = 0.0  # exact zeros despite rounding
+        yield q, removed, increase, w
+
+
 def obs_path(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Tensor, damping: float = 1e-4
              ) -> Iterator[tuple[dict, torch.Tensor]]:
-    """Optimal Brain Surgeon (Hassibi & Stork 1993) on one Linear layer, one removal per step.
+    """Optimal Brain Surgeon on one Linear layer, one removal per step (:func:`obs_steps`).
 
-    Each step zeroes the live weight with the least saliency ``w_q² / (2[H⁻¹]_qq)`` and
-    moves all the others by ``δw = −(w_q / [H⁻¹]_qq) H⁻¹e_q`` — the update that keeps the
-    quadratic model of the loss lowest — then drops ``q`` from the inverse Hessian
-    (``H⁻¹ ← H⁻¹ − H⁻¹e_q e_qᵀH⁻¹ / [H⁻¹]_qq``). The Hessian is :func:`layer_hessian` plus
+    The Hessian is :func:`layer_hessian` of the loss on ``(x, y)`` plus
     ``damping × mean(diag H) × I`` so that it can be inverted. ``model`` is not changed.
 
     Yields, per step, its row — ``step``, ``row``, ``col``, ``weight`` (its value when
@@ -357,19 +385,9 @@ def obs_path(model: nn.Sequential, layer: str, x: torch.Tensor, y: torch.Tensor,
     n = module.weight.numel()
     hessian = layer_hessian(model, layer, x, y).double()
     hessian += damping * hessian.diagonal().mean() * torch.eye(n, dtype=hessian.dtype, device=hessian.device)
-    inverse = torch.linalg.inv(hessian)
-    w = module.weight.detach().flatten().double().clone()
-    alive = torch.ones(n, dtype=torch.bool, device=w.device)
-    for step in range(n - 1):
-        saliency = (w ** 2 / (2 * inverse.diagonal())).masked_fill(~alive, float("inf"))
-        q = int(saliency.argmin())
+    for step, (q, removed, increase, w) in enumerate(obs_steps(hessian, module.weight)):
         row = {"step": step + 1, "row": q // module.in_features, "col": q % module.in_features,
-               "weight": float(w[q]), "predicted_increase": float(saliency[q])}
-        column = inverse[:, q].clone()
-        w -= (w[q] / column[q]) * column
-        alive[q] = False
-        inverse -= torch.outer(column, column) / column[q]
-        w[~alive] = 0.0  # exact zeros despite rounding
+               "weight": removed, "predicted_increase": increase}
         yield row, w.view_as(module.weight)
 
 
