@@ -34,6 +34,7 @@ from torch.func import functional_call, stack_module_state
 from tqdm.auto import tqdm
 
 from coursekit.core.data import Dataset, batches
+from coursekit.core.hooks import Topology
 from coursekit.core.masks import Mask
 from coursekit.core.models import ACTIVATION_LAYERS
 from coursekit.core.train import (
@@ -123,6 +124,18 @@ class BatchedModels:
                 p.copy_(stacked[name][k])
         return model
 
+    @torch.no_grad()
+    def set_member(self, k: int, model: nn.Module) -> None:
+        """Copy ``model``'s parameters into member ``k`` (the inverse of :meth:`member`)."""
+        stacked = self.stacked()
+        for name, p in model.named_parameters():
+            stacked[name][k].copy_(p)
+
+    def member_grads(self, k: int) -> dict[str, torch.Tensor | None]:
+        """Member ``k``'s gradients in the module's layout (``None`` where none was computed)."""
+        return {n: (None if p.grad is None else (p.grad[k].T if n in self._transposed else p.grad[k]))
+                for n, p in self.params.items()}
+
     def keep(self, members: Sequence[int], optimizer: torch.optim.Optimizer | None = None) -> None:
         """Keep only ``members`` (indices), slicing parameters, buffers and optimiser state."""
         index = torch.as_tensor(list(members), dtype=torch.long)
@@ -138,6 +151,26 @@ class BatchedModels:
                     group["params"][i] = new[name]
         self.params = new
         self.buffers = {n: b[index.to(b.device)] for n, b in self.buffers.items()}
+
+
+@torch.no_grad()
+def _change_topologies(bm: BatchedModels, topologies: Sequence[Topology], models: Sequence[nn.Module],
+                       stacked_masks: dict[str, torch.Tensor], opt: torch.optim.Optimizer, step: int,
+                       end_of_epoch: bool) -> None:
+    """Let each due topology change its member: weights out, change, weights, mask and fresh optimiser state back."""
+    for k, topology in enumerate(topologies):
+        if not topology.due(step, end_of_epoch):
+            continue
+        before = {n: t.clone() for n, t in topology.keep.items()}
+        bm.member(k, models[k])
+        topology.change(bm.member_grads(k), None, step)
+        bm.set_member(k, models[k])
+        for name, keep in topology.keep.items():
+            grown = bm.to_storage(name, (keep & ~before[name]).unsqueeze(0))[0]
+            stacked_masks[name][k] = bm.to_storage(name, keep.unsqueeze(0).to(stacked_masks[name].dtype))[0]
+            for value in opt.state.get(bm.params[name], {}).values():
+                if torch.is_tensor(value) and value.shape == bm.params[name].shape:
+                    value[k][grown] = 0
 
 
 def _stack_masks(masks: Sequence[Mask | None], models: Sequence[nn.Module],
@@ -171,14 +204,16 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
                 batch_size: int = 60, optimizer: str = "sgd", momentum: float = 0.0,
                 weight_decay: float = 0.0, shared_order: bool = False, eval_test: bool = False,
                 eval_every: int | None = None, patience: int | None = None,
-                progress: bool = True) -> list[FitResult]:
+                topologies: Sequence[Topology] | None = None, progress: bool = True) -> list[FitResult]:
     """Train ``models`` together; member k behaves as ``fit(models[k], data, seed=seeds[k], ...)``.
 
     Evaluates like :func:`coursekit.core.train.fit`: every ``eval_every`` steps (default once
     per epoch) and at the last step. ``shared_order`` gives every member ``seeds[0]``'s
     minibatch order. With ``patience``, a member is dropped at the end of the epoch in which
     it ran out of patience (``fit`` stops at that very evaluation). The trained weights are
-    copied back into ``models``.
+    copied back into ``models``. ``topologies``: one changing mask per member (SET, RigL,
+    built on ``models[k]``; instead of ``masks``): each changes its member's weights and
+    mask when it is due, and the member's optimiser state is reset where connections grew.
     """
     k_all = len(models)
     if isinstance(seeds, (int, str)) or len(seeds) != k_all or not k_all:
@@ -187,6 +222,13 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
                    weight_decay=weight_decay, eval_every=eval_every, patience=patience, seeds=seeds)
     for model in models:
         check_compatible(model, data)
+    if topologies is not None:
+        if masks is not None or len(topologies) != k_all:
+            raise ValueError(f"give one topology per model ({k_all}) instead of masks, got {len(topologies)} "
+                             f"topologies{' and masks' if masks is not None else ''}")
+        if patience is not None:
+            raise ValueError("topologies and patience cannot be combined: a dropped member's topology would stop")
+        masks = [Mask(dict(t.keep)) for t in topologies]
     masks = list(masks) if masks is not None else [None] * k_all
     if len(masks) != k_all:
         raise ValueError(f"need one mask (or None) per model: {k_all} models, {len(masks)} masks")
@@ -242,6 +284,8 @@ def fit_batched(models: Sequence[nn.Module], data: Dataset, seeds: Sequence[int]
             running[: len(active)] += losses.detach()
             count += 1
             step += 1
+            if topologies is not None:
+                _change_topologies(bm, topologies, models, stacked_masks, opt, step, step % steps_per_epoch == 0)
             bar.update()
             last = step == epochs * steps_per_epoch
             if last or (eval_every and step % eval_every == 0) or (eval_every is None and step % steps_per_epoch == 0):

@@ -18,7 +18,8 @@ with Erdős–Rényi densities) and keep the number of connections fixed while c
 
 Each is a :func:`coursekit.core.train.fit` hook that also keeps pruned weights at zero
 after every step (``masks_weights``); regrown positions get fresh optimiser state. The
-current topology is ``hook.mask``.
+current topology is ``hook.mask``. :func:`coursekit.core.batched.fit_batched` takes one
+per member (``topologies=``): several seeds, ε or ζ trained at once.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class _DynamicMask:
             if isinstance(value, torch.Tensor) and value.shape == p.shape:
                 value[grown] = 0
 
+    def __call__(self, ctx: StepContext) -> None:
+        self._zero()
+        if self.due(ctx.step, ctx.end_of_epoch):
+            self.change({n: p.grad for n, p in self.params.items()}, ctx.optimizer, ctx.step)
+
     def _record(self, step: int, changed: dict[str, int]) -> None:
         self.history.append({"step": step, "changed": sum(changed.values()),
                              "connections": int(sum(int(k.sum()) for k in self.keep.values()))})
@@ -84,10 +90,13 @@ class SET(_DynamicMask):
         self.zeta = zeta
         self.generator = generator
 
-    def __call__(self, ctx: StepContext) -> None:
-        self._zero()
-        if ctx.end_of_epoch:
-            self.evolve(ctx.optimizer, ctx.step)
+    def due(self, step: int, end_of_epoch: bool) -> bool:
+        """After every epoch."""
+        return end_of_epoch
+
+    def change(self, grads, optimizer: torch.optim.Optimizer | None, step: int) -> dict[str, int]:
+        """:meth:`evolve` (SET needs no gradient)."""
+        return self.evolve(optimizer, step)
 
     @torch.no_grad()
     def removal(self, w: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -150,11 +159,13 @@ class RigL(_DynamicMask):
         t_end = self.end * self.total_steps
         return 0.0 if step >= t_end else self.alpha / 2 * (1 + math.cos(math.pi * step / t_end))
 
-    def __call__(self, ctx: StepContext) -> None:
-        self._zero()
-        if ctx.step % self.every == 0 and self.fraction(ctx.step) > 0:
-            self.update({n: p.grad for n, p in self.params.items()}, self.fraction(ctx.step), ctx.optimizer,
-                        ctx.step)
+    def due(self, step: int, end_of_epoch: bool) -> bool:
+        """Every ``every`` steps while the drop fraction is positive."""
+        return step % self.every == 0 and self.fraction(step) > 0
+
+    def change(self, grads, optimizer: torch.optim.Optimizer | None, step: int) -> dict[str, int]:
+        """:meth:`update` at this step's drop fraction."""
+        return self.update(grads, self.fraction(step), optimizer, step)
 
     @torch.no_grad()
     def update(self, grads: dict[str, torch.Tensor | None], fraction: float,
