@@ -126,7 +126,7 @@ def test_the_batched_trainer_runs_one_topology_per_member_as_fit_does(digits, ki
     together = [make(seed) for seed in (0, 1)]
     fit_batched([n for n, _ in together], digits, [0, 1], epochs=2, optimizer="adam", lr=1e-2, batch_size=64,
                 topologies=[h for _, h in together], progress=False)
-    for (net_a, hook_a), (net_b, hook_b) in zip(alone, together, strict=True):
+    for (_, hook_a), (net_b, hook_b) in zip(alone, together, strict=True):
         assert [h["connections"] for h in hook_b.history] == [h["connections"] for h in hook_a.history]
         agree = sum(int((hook_a.mask[n] == hook_b.mask[n]).sum()) for n in hook_a.mask) / hook_a.mask.size
         assert agree > (0.99 if kind == "SET" else 0.95)
@@ -140,3 +140,13 @@ def test_the_batched_trainer_takes_topologies_instead_of_masks(digits):
         fit_batched([net], digits, [0], masks=[Mask.ones_like(net)], topologies=[hook], progress=False)
     with pytest.raises(ValueError, match="cannot be combined"):
         fit_batched([net], digits, [0], topologies=[hook], patience=2, progress=False)
+
+
+def test_set_in_a_dense_layer_swaps_only_as_many_as_it_can_regrow():
+    net = _layer([0.9, 0.1, 0.5, -0.05, -0.7, 0.3])
+    keep = torch.tensor([[True] * 5 + [False]])  # one free position
+    hook = dynamic_sparse.SET(net, Mask({"0.weight": keep}), zeta=0.5, generator=torch.Generator().manual_seed(0))
+    assert hook.evolve() == {"0.weight": 1}
+    assert hook.keep["0.weight"][0].tolist() == [True, True, True, False, True, True]  # -0.05 went, 5 came
+    full = dynamic_sparse.SET(_layer([1.0, -1.0]), Mask({"0.weight": torch.ones(1, 2, dtype=torch.bool)}), zeta=0.5)
+    assert full.evolve() == {"0.weight": 0}

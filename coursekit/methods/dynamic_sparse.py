@@ -10,7 +10,8 @@ with Erdős–Rényi densities) and keep the number of connections fixed while c
   negative** ones — the negative weights closest to zero (a popular implementation removes
   the most negative ones instead, the strongest connections) — and regrow as many at
   random among the positions that were not connected, never one removed in the same
-  step; new weights are drawn from the layer's initial distribution.
+  step; new weights are drawn from the layer's initial distribution. A layer with fewer
+  free positions than that (a dense one) swaps only as many as it can regrow.
 * **RigL** (Evci et al. 2020, "Rigging the Lottery"): every ``ΔT`` steps until ``T_end``,
   drop the fraction ``α/2 (1 + cos(π t / T_end))`` of each layer's connections with the
   smallest magnitude and grow as many where the dense gradient is largest among the
@@ -44,7 +45,7 @@ class _DynamicMask:
         self.params = {n: params[n] for n in mask}
         self.keep = {n: mask[n].to(params[n].device).clone() for n in mask}
         self.history: list[dict] = []
-        self._zero()
+        self._sync()
 
     @property
     def mask(self) -> Mask:
@@ -52,9 +53,14 @@ class _DynamicMask:
         return Mask({n: k.clone() for n, k in self.keep.items()})
 
     @torch.no_grad()
+    def _sync(self) -> None:
+        """Refresh the multiplicative factors from ``keep`` and zero the pruned weights."""
+        self._factors = [self.keep[n].to(p.dtype) for n, p in self.params.items()]
+        self._zero()
+
+    @torch.no_grad()
     def _zero(self) -> None:
-        for n, p in self.params.items():
-            p.mul_(self.keep[n])
+        torch._foreach_mul_(list(self.params.values()), self._factors)
 
     @staticmethod
     @torch.no_grad()
@@ -72,6 +78,7 @@ class _DynamicMask:
             self.change({n: p.grad for n, p in self.params.items()}, ctx.optimizer, ctx.step)
 
     def _record(self, step: int, changed: dict[str, int]) -> None:
+        self._sync()
         self.history.append({"step": step, "changed": sum(changed.values()),
                              "connections": int(sum(int(k.sum()) for k in self.keep.values()))})
 
@@ -119,6 +126,10 @@ class SET(_DynamicMask):
             keep = self.keep[n]
             drop = self.removal(p, keep)
             candidates = (~keep).flatten().nonzero().squeeze(1)  # not connected before this step
+            if int(drop.sum()) > candidates.numel():  # a (nearly) dense layer: remove only as many as can regrow
+                dropped = drop.flatten().nonzero().squeeze(1)
+                spare = dropped[torch.sort(p.detach().flatten()[dropped].abs(), stable=True).indices[candidates.numel():]]
+                drop.view(-1)[spare] = False
             count = int(drop.sum())
             grown = torch.zeros_like(keep)
             if count:
@@ -181,11 +192,10 @@ class RigL(_DynamicMask):
             if not count:
                 changed[n] = 0
                 continue
-            weakest = live[torch.sort(p.detach().flatten()[live].abs(), stable=True).indices[:count]]
+            weakest = live[torch.topk(p.detach().flatten()[live].abs(), count, largest=False).indices]
             keep.view(-1)[weakest] = False
             inactive = (~keep).flatten().nonzero().squeeze(1)
-            strongest = inactive[torch.sort(grads[n].flatten()[inactive].abs(), descending=True,
-                                            stable=True).indices[:count]]
+            strongest = inactive[torch.topk(grads[n].flatten()[inactive].abs(), count).indices]
             grown = torch.zeros_like(keep)
             grown.view(-1)[strongest] = True
             keep |= grown
