@@ -61,7 +61,7 @@ TOPICS = (
     Topic(8, "gating", "Hebbian pruning, redundancy and gates", "9",
           "Suau et al. 2020; Dai et al. 2018; Louizos et al. 2018", ("gating", "hebbian", "pfa", "gates")),
     Topic(9, "layer_collapse", "Sparsity vs depth: layer collapse and budgets", "10",
-          "Tanaka et al. 2020; Wang et al. 2020; Evci et al. 2020", ("budgets", "at_init", "connectivity")),
+          "Tanaka et al. 2020; Wang et al. 2020; Evci et al. 2020", ("layer_collapse", "budgets", "at_init", "connectivity")),
     Topic(10, "set", "Sparse Evolutionary Training", "11", "Mocanu et al. 2018; Evci et al. 2020",
           ("dynamic_sparse",)),
     Topic(11, "kwinners", "Permutations, dimension and k-winners", "12",
