@@ -63,7 +63,7 @@ TOPICS = (
     Topic(9, "layer_collapse", "Sparsity vs depth: layer collapse and budgets", "10",
           "Tanaka et al. 2020; Wang et al. 2020; Evci et al. 2020", ("layer_collapse", "budgets", "at_init", "connectivity")),
     Topic(10, "set", "Sparse Evolutionary Training", "11", "Mocanu et al. 2018; Evci et al. 2020",
-          ("dynamic_sparse",)),
+          ("sparse_evolution", "dynamic_sparse")),
     Topic(11, "kwinners", "Permutations, dimension and k-winners", "12",
           "Ahmad & Scheinkman 2019; Ainsworth et al. 2023"),
     Topic(12, "novelty", "Novelty search", "13", "Lehman & Stanley 2011"),
