@@ -56,7 +56,7 @@ def test_headline_and_figures(digits, compared):
     curves, masks = compared
     spread = sparse_evolution.pixel_spread(digits, DIGITS)
     found = sparse_evolution.headline(curves, masks, spread)
-    assert len(found) == 4 and all(isinstance(c, claims.Claim) for c in found)
+    assert len(found) == 3 and all(isinstance(c, claims.Claim) for c in found)
     grid, grid_masks = sparse_evolution.set_grid(SMALL, digits, seed=0, progress=False)
     figures = [sparse_evolution.plot_curves(curves)]
     with pytest.raises(ValueError, match="expected 784 pixels"):

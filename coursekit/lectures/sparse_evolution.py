@@ -163,16 +163,14 @@ def headline(curves: pd.DataFrame, masks: dict[str, Mask], spread: np.ndarray) -
 
     Moving connections costs SET nothing against the static sparse network at the same density
     (the gain the paper reports needs far longer training: see the lecture) and it stays within a
-    few points of the dense network with a few per cent of the weights; both SET and RigL move the
-    input layer's connections toward the pixels that vary over the data, RigL (growing where the
-    gradient is) far more.
+    few points of the dense network with a few per cent of the weights; RigL, growing where the
+    gradient is, moves the input layer's connections toward the pixels that vary over the data
+    (SET drifts the same way, too slowly at ``ci`` scale to claim: rank correlation 0.05–0.16).
     """
     acc = final_accuracy(curves)
     return [
         Claim("SET minus static sparse, final test accuracy", acc["SET"] - acc["static"], ">", -0.02),
         Claim("SET minus dense, final test accuracy", acc["SET"] - acc["dense"], ">", -0.07),
-        Claim("SET: rank correlation of a pixel's in-degree with its spread", alignment(masks["SET"], spread),
-              ">", 0.03),
         Claim("RigL: rank correlation of a pixel's in-degree with its spread", alignment(masks["RigL"], spread),
               ">", 0.3),
     ]

@@ -1,0 +1,136 @@
+"""Labs 02 and 03: each release check, and the points that common mistakes lose.
+
+(Lab 01 has its own, larger suite against hostile submissions: ``test_grading.py``.)
+Lab 02 — Q1 Taylor score (4 points: 3 + 1), Q2 OBD saliency (2: 1 + 1), Q3 mean replacement (4: 2 + 2).
+Lab 03 — Q1 ERK densities (3: 2 + 1), Q2 one SET step (4: 2 + 2), Q3 SynFlow scores (3: 2 + 1).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import nbformat
+import pytest
+
+from coursekit import cli
+from coursekit.tooling.course import LABS
+from coursekit.tooling.grading import labfmt
+from coursekit.tooling.grading.grade import Bundle, Limits, grade_batch
+
+pytestmark = pytest.mark.slow
+
+SUM_LOSS_Q1 = '''def taylor_scores(model, x, y):
+    model.eval()
+    weights = {n: p for n, p in model.named_parameters() if n.endswith("weight")}
+    loss = F.cross_entropy(model(x), y, reduction="sum")  # the sum, not the mean the question asks for
+    grads = torch.autograd.grad(loss, list(weights.values()))
+    return {n: (g * w).abs().detach() for (n, w), g in zip(weights.items(), grads, strict=True)}
+'''
+UNCLIPPED_Q2 = '''def obd_saliency(weights, hessian_diag):
+    return {n: 0.5 * hessian_diag[n] * weights[n].detach() ** 2 for n in weights}
+'''
+IN_PLACE_Q3 = '''def mean_replace(model, layer, units, x):
+    with torch.no_grad():  # edits the model it was given, and takes the mean before the ReLU
+        means = model[:layer + 1](x).mean(0)
+        model[layer + 2].bias += model[layer + 2].weight[:, units] @ means[units]
+        model[layer].weight[units] = 0.0
+        model[layer].bias[units] = 0.0
+        model[layer + 2].weight[:, units] = 0.0
+    return model
+'''
+MOST_NEGATIVE_Q2 = '''def set_step(weight, keep, zeta, generator):
+    w, k = weight.detach().flatten().clone(), keep.flatten().clone()
+    drop = torch.zeros_like(k)
+    for idx in ((k & (w > 0)).nonzero().squeeze(1), (k & (w < 0)).nonzero().squeeze(1)):
+        n = round(zeta * idx.numel())
+        if n:  # the smallest values: for the negatives the most negative ones, the strongest connections
+            drop[idx[torch.sort(w[idx], stable=True).indices[:n]]] = True
+    free = (~k).nonzero().squeeze(1)
+    count = int(drop.sum())
+    chosen = free[torch.randperm(free.numel(), generator=generator)[:count]]
+    k &= ~drop
+    k[chosen] = True
+    w[drop] = 0.0
+    w[chosen] = (torch.rand(count, generator=generator) * 2 - 1) / math.sqrt(weight.shape[1])
+    return w.view_as(weight), k.view_as(keep)
+'''
+NO_REDENSE_Q1 = '''def erk_densities(shapes, density):
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    raw = {n: sum(s) / sizes[n] for n, s in shapes.items()}
+    eps = density * sum(sizes.values()) / sum(raw[n] * sizes[n] for n in shapes)
+    return {n: min(1.0, eps * raw[n]) for n in shapes}  # capped, but ε not solved again
+'''
+# lab → (its answers replaced by a mistake: (points earned, {question: a phrase its message must hold}))
+LABS_UNDER_TEST = {
+    "lab02_saliency": {
+        "sum_not_mean_in_q1": ({"q1-answer": SUM_LOSS_Q1}, 7, {"q1": "not the sum"}),
+        "negative_hessian_kept_in_q2": ({"q2-answer": UNCLIPPED_Q2}, 9, {"q2": "h = [-0.3, 2, -5, 1]"}),
+        "in_place_and_before_relu_in_q3": ({"q3-answer": IN_PLACE_Q3}, 6,
+                                           {"q3": "the next layer's mean pre-activation"}),
+    },
+    "lab03_sparse_training": {
+        "erk_not_solved_again_in_q1": ({"q1-answer": NO_REDENSE_Q1}, 9, {"q1": "expected"}),
+        "most_negative_removed_in_q2": ({"q2-answer": MOST_NEGATIVE_Q2}, 8, {"q2": "closest to zero"}),
+    },
+}
+
+@pytest.fixture(scope="module", params=sorted(LABS_UNDER_TEST))
+def released(request, tmp_path_factory):
+    lab = request.param
+    out = tmp_path_factory.mktemp(f"release-{lab}")
+    assert cli.main(["release", str(LABS / lab), "-o", str(out), "--cell-timeout", "60"]) == 0
+    return lab, out / lab / f"{lab}.ipynb", out / f"{lab}-grader"
+
+
+def test_release_passes_its_check_and_hides_the_solutions(released):
+    _, student, bundle = released
+    text = student.read_text()
+    assert "BEGIN SOLUTION" not in text and "evidence" not in text
+    code = [c.source for c in nbformat.read(student, as_version=4).cells if c.cell_type == "code"]
+    assert sum("raise NotImplementedError" in c for c in code) == 3
+    assert Bundle.load(bundle).max_points == 10
+
+
+def _with(student_nb, cid: str, source: str):
+    nb = copy.deepcopy(student_nb)
+    (cell,) = [c for c in nb.cells if labfmt.cell_id(c) == cid]
+    cell.source = source
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(released, tmp_path_factory, sandboxed):
+    lab, student, bundle = released
+    source = nbformat.read(LABS / lab / f"{lab}.ipynb", as_version=4)
+    answers = {labfmt.cell_id(c): c.source for c in source.cells
+               if labfmt.role(c).get("question") and not labfmt.role(c).get("locked")}
+    blank = nbformat.read(student, as_version=4)
+    solved = blank
+    for cid, text in answers.items():
+        solved = _with(solved, cid, text)
+    subs = {"solution": solved, "blank": blank}
+    for name, (changes, _, _) in LABS_UNDER_TEST[lab].items():
+        nb = solved
+        for cid, text in changes.items():
+            nb = _with(nb, cid, text)
+        subs[name] = nb
+    root = tmp_path_factory.mktemp(f"grading-{lab}")
+    (root / "subs").mkdir()
+    for name, nb in subs.items():
+        nbformat.write(nb, root / "subs" / f"{name}.ipynb")
+    book = grade_batch(bundle, root / "subs", root / "grades", jobs=2, progress=False, sandboxed=sandboxed,
+                       limits=Limits(cell_timeout=60, notebook_timeout=300))
+    return lab, book.set_index("student"), root / "grades"
+
+
+def test_each_mistake_loses_the_points_its_message_names(graded):
+    lab, book, grades = graded
+    expected = {"solution": (10, {}), "blank": (0, {})} | {n: (p, said) for n, (_, p, said)
+                                                           in LABS_UNDER_TEST[lab].items()}
+    for name, (total, said) in expected.items():
+        grade = json.loads((grades / name / "grade.json").read_text())
+        assert book.loc[name, "total"] == total, f"{lab}/{name}: " + json.dumps(grade, indent=1)[:3000]
+        for question, phrase in said.items():
+            messages = " ".join(c["message"] for c in grade["questions"][question]["checks"])
+            assert phrase in messages, f"{lab}/{name}: {messages}"
