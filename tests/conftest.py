@@ -59,3 +59,12 @@ def needs_sandbox(sandboxed: bool) -> None:
     """Skip a test of what the sandbox stops where there is no sandbox (see ``sandboxed``)."""
     if not sandboxed:
         pytest.skip("the grading sandbox (bubblewrap) cannot run here")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew (pyplot keeps every figure open until closed)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
