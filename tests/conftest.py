@@ -61,6 +61,27 @@ def needs_sandbox(sandboxed: bool) -> None:
         pytest.skip("the grading sandbox (bubblewrap) cannot run here")
 
 
+def flat_loss(model, x, y, temperature: float = 1.0):
+    """The mean cross-entropy of ``model(x) / temperature`` as a function of its prunable weights
+    flattened into one vector (in their order), and that vector: for exact Hessians and gradients."""
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from coursekit.core.masks import prunable_parameters
+
+    weights = prunable_parameters(model)
+    names, shapes = list(weights), [w.shape for w in weights.values()]
+    others = {n: p.detach() for n, p in model.named_parameters() if n not in weights}
+
+    def loss_of(flat):
+        parts = dict(zip(names, (c.view(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes,
+                                                                 strict=True)), strict=True))
+        return F.cross_entropy(functional_call(model, parts | others, (x,)) / temperature, y)
+
+    return loss_of, torch.cat([w.detach().flatten() for w in weights.values()])
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     """Close the figures a test drew (pyplot keeps every figure open until closed)."""

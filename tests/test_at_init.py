@@ -4,9 +4,8 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call
 
+from conftest import flat_loss
 from coursekit import at_init, connectivity, models
 from coursekit.core.masks import prunable_parameters
 from coursekit.core.pruning import mask_from_scores
@@ -22,20 +21,12 @@ def test_grasp_is_theta_times_the_hessian_gradient_product():
     model = models.build("mlp", (6,), 3, seed=0, hidden=(5,)).double()
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(20, 6, generator=gen, dtype=torch.float64), torch.randint(0, 3, (20,), generator=gen)
-    weights = prunable_parameters(model)
-    names, shapes = list(weights), [w.shape for w in weights.values()]
-    others = {n: p.detach() for n, p in model.named_parameters() if n not in weights}
-
-    def loss_of(flat):
-        parts = dict(zip(names, (c.view(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes,
-                                                                 strict=True)), strict=True))
-        return F.cross_entropy(functional_call(model, parts | others, (x,)) / 200, y)
-
-    flat = torch.cat([w.detach().flatten() for w in weights.values()])
+    loss_of, flat = flat_loss(model, x, y, temperature=200)
     g = torch.autograd.functional.jacobian(loss_of, flat)
     expected = flat * (torch.autograd.functional.hessian(loss_of, flat) @ g)
     scores = at_init.grasp(model, x, y)
-    torch.testing.assert_close(torch.cat([scores[n].flatten() for n in names]), expected, rtol=1e-8, atol=1e-14)
+    torch.testing.assert_close(torch.cat([scores[n].flatten() for n in prunable_parameters(model)]), expected,
+                               rtol=1e-8, atol=1e-14)
 
 
 def test_synflow_conserves_the_flow_through_every_hidden_unit():

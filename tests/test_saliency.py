@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from conftest import flat_loss
 from coursekit import claims, models, saliency, structured, train
 from coursekit.core.masks import prunable_parameters
 
@@ -31,16 +32,7 @@ def _loss(model, x, y):
 
 def _exact_hessian(model, x, y):
     """The full Hessian of the mean loss over all prunable weights, flattened in their order."""
-    weights = prunable_parameters(model)
-    names, shapes = list(weights), [w.shape for w in weights.values()]
-    others = {n: p.detach() for n, p in model.named_parameters() if n not in weights}
-
-    def loss_of(flat):
-        parts = dict(zip(names, (c.view(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes,
-                                                                 strict=True)), strict=True))
-        return F.cross_entropy(functional_call(model, parts | others, (x,)), y)
-
-    return torch.autograd.functional.hessian(loss_of, torch.cat([w.detach().flatten() for w in weights.values()]))
+    return torch.autograd.functional.hessian(*flat_loss(model, x, y))
 
 
 @pytest.mark.parametrize("layer", ["1", "3"])  # a hidden layer (the rest of the net follows) and the last
@@ -328,7 +320,7 @@ def test_accuracy_at_densities_wants_scores_per_method(trained, digits):
 
 def _explicit_ggn_diagonal(model, x):
     """mean_n diag(J_nᵀ (diag p − ppᵀ) J_n) from full per-example Jacobians (torch.func.jacrev)."""
-    from torch.func import functional_call, jacrev
+    from torch.func import jacrev
 
     params = {n: p.detach() for n, p in model.named_parameters()}
     diag = {n: torch.zeros_like(p) for n, p in params.items()}
