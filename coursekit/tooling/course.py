@@ -65,7 +65,7 @@ TOPICS = (
     Topic(10, "set", "Sparse Evolutionary Training", "11", "Mocanu et al. 2018; Evci et al. 2020",
           ("sparse_evolution", "dynamic_sparse")),
     Topic(11, "kwinners", "Permutations, dimension and k-winners", "12",
-          "Ahmad & Scheinkman 2019; Ainsworth et al. 2023"),
+          "Ahmad & Scheinkman 2019; Ainsworth et al. 2023", ("permutations", "overlap", "kwinners")),
     Topic(12, "novelty", "Novelty search", "13", "Lehman & Stanley 2011"),
     Topic(13, "sparse_architectures", "Architectures sparsified by hand", "14",
           "Iandola et al. 2016; Howard et al. 2017"),
