@@ -82,3 +82,22 @@ def test_noise_replaces_the_asked_fraction_of_pixels():
 def test_bad_input_is_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_kwta_mlp_trains_with_its_mask_and_boost_decay(digits):
+    from coursekit import train
+
+    net, mask = kwinners.kwta_mlp(digits.input_shape, digits.num_classes, (40, 30), k_fraction=0.2,
+                                  weight_density=0.5, k_inference_fraction=0.3, seed=0, boost_strength=1.0,
+                                  boost_strength_factor=0.5)
+    assert [type(m).__name__ for m in net] == ["Flatten", "Linear", "KWinners", "Linear", "KWinners", "Linear"]
+    assert (net[2].k, net[2].k_inference, net[4].k) == (8, 12, 6)
+    assert list(mask) == ["1.weight", "3.weight"] and mask["1.weight"].sum(1).tolist() == [32] * 40
+    train.fit(net, digits, epochs=2, optimizer="adam", lr=1e-2, progress=False,
+              hooks=[mask.hook(net), kwinners.decay_boost_hook])
+    assert net[2].boost_strength == pytest.approx(0.25)  # two epochs of decay by 0.5
+    assert (net[1].weight[~mask["1.weight"]] == 0).all()
+    table = kwinners.noise_table({"k-WTA": net}, digits.x_test, digits.y_test, (0.0, 0.5))
+    assert list(table.columns) == ["network", "noise", "test_acc"]
+    assert table["noise"].tolist() == [0.0, 0.5] and table["test_acc"].between(0, 1).all()
+    assert kwinners.kwta_mlp(digits.input_shape, 10, (8,), k_fraction=1.0)[1] is None  # dense weights: no mask

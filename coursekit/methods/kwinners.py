@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import torch
 from torch import nn
 
 from coursekit.core.masks import Mask
+from coursekit.core.train import evaluate
 
 
 def _check_k(k: int, width: int, what: str = "k") -> None:
@@ -137,3 +139,55 @@ def with_noise(x: torch.Tensor, level: float, generator: torch.Generator | None 
     values = (torch.rand(flat.shape[0], count, generator=generator) * (hi - lo) + lo).to(x.device, x.dtype)
     flat.scatter_(1, idx, values)
     return flat.view_as(x)
+
+
+def kwta_mlp(input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...], k_fraction: float,
+             weight_density: float = 1.0, k_inference_fraction: float | None = None, seed: int = 0,
+             **boosting) -> tuple[nn.Sequential, Mask | None]:
+    """Ahmad & Scheinkman's sparse MLP: Flatten, then per hidden width a Linear layer whose units each see
+    ``weight_density`` of their inputs and a :class:`KWinners` keeping ``k_fraction`` of them; a Linear output.
+
+    Returns the network (weights drawn from ``seed``) and the per-unit mask of its hidden Linear layers
+    (``None`` when ``weight_density`` is 1); train it with ``mask.hook(net)`` and :func:`decay_boost_hook`.
+    ``boosting``: ``boost_strength``, ``boost_strength_factor``, ``duty_cycle_period`` of :class:`KWinners`.
+    """
+    if not 0 < k_fraction <= 1 or (k_inference_fraction is not None and not 0 < k_inference_fraction <= 1):
+        raise ValueError(f"k_fraction and k_inference_fraction must lie in (0, 1], got {k_fraction}, "
+                         f"{k_inference_fraction}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = [nn.Flatten()]
+        fan_in = math.prod(input_shape)
+        for width in hidden:
+            k = max(1, round(k_fraction * width))
+            k_inf = None if k_inference_fraction is None else max(1, round(k_inference_fraction * width))
+            layers += [nn.Linear(fan_in, width), KWinners(width, k, k_inf, **boosting)]
+            fan_in = width
+        layers.append(nn.Linear(fan_in, num_classes))
+        net = nn.Sequential(*layers)
+    hidden_linear = [str(i) for i, m in enumerate(net) if isinstance(m, nn.Linear)][:-1]
+    mask = None if weight_density == 1 else per_unit_mask(net, weight_density, torch.Generator().manual_seed(seed),
+                                                          hidden_linear)
+    return net, mask
+
+
+def decay_boost_hook(ctx) -> None:
+    """A :func:`coursekit.core.train.fit` hook: :meth:`KWinners.decay_boost` on every k-winners layer after each epoch."""
+    if ctx.end_of_epoch:
+        for m in ctx.model.modules():
+            if isinstance(m, KWinners):
+                m.decay_boost()
+
+
+def noise_table(networks: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor, levels: tuple[float, ...],
+                seed: int = 0) -> pd.DataFrame:
+    """Test accuracy of each network on ``x`` with each noise level (the same noisy inputs for all).
+
+    Rows ``network``, ``noise``, ``test_acc``.
+    """
+    rows = []
+    for level in levels:
+        noisy = with_noise(x, level, torch.Generator().manual_seed(seed))
+        rows += [{"network": name, "noise": level, "test_acc": evaluate(net, noisy, y)["acc"]}
+                 for name, net in networks.items()]
+    return pd.DataFrame(rows)
