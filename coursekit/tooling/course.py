@@ -66,7 +66,7 @@ TOPICS = (
           ("sparse_evolution", "dynamic_sparse")),
     Topic(11, "kwinners", "Permutations, dimension and k-winners", "12",
           "Ahmad & Scheinkman 2019; Ainsworth et al. 2023", ("permutations", "overlap", "kwinners")),
-    Topic(12, "novelty", "Novelty search", "13", "Lehman & Stanley 2011"),
+    Topic(12, "novelty", "Novelty search", "13", "Lehman & Stanley 2011", ("novelty",)),
     Topic(13, "sparse_architectures", "Architectures sparsified by hand", "14",
           "Iandola et al. 2016; Howard et al. 2017"),
     Topic(14, "double_descent", "Sparse double descent", "14", "He et al. 2022"),
