@@ -265,3 +265,14 @@ def test_a_checkpoint_remembers_the_lr_scales(digits, tmp_path):
               lr_scales={"3.": 5})
     with pytest.raises(ValueError, match="written by another training run"):
         train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=1e-2, progress=False, checkpoint=ckpt)
+
+
+def test_a_checkpoint_written_before_lr_scales_still_resumes(digits, tmp_path):
+    ckpt = tmp_path / "old.pt"
+    train.fit(_mlp(digits), digits, epochs=1, optimizer="adam", lr=1e-2, progress=False, checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    for group in state["optimizer"]["param_groups"]:
+        del group["lr_scale"]  # as the optimiser groups were saved before fit took lr_scales
+    torch.save(state, ckpt)
+    result = train.fit(_mlp(digits), digits, epochs=2, optimizer="adam", lr=1e-2, progress=False, checkpoint=ckpt)
+    assert result.history["epoch"].max() == 2

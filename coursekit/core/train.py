@@ -365,7 +365,7 @@ def fit(model: nn.Module, data: Dataset, *, epochs: int = 1, lr: float = 0.1, ba
             break
         gen = _epoch_generator(device, seed, epoch)
         for group in opt.param_groups:
-            group["lr"] = lr * group["lr_scale"] * lr_decay**epoch
+            group["lr"] = lr * group.get("lr_scale", 1.0) * lr_decay**epoch  # checkpoints from before lr_scales lack it
         for xb, yb in batches(data.x_train, data.y_train, batch_size, generator=gen):
             if transform is not None:
                 xb = transform(xb, epoch)
