@@ -131,3 +131,13 @@ def test_the_cpu_time_limit_stops_a_burning_kernel(tmp_path):
         (1, "stopped the kernel (crash, exit or out of memory)")]
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert out.cells[2].outputs[0]["text"] == "2\n"
+
+
+def test_close_compares_nested_numbers_within_tolerance():
+    from coursekit.tooling.grading.checks import close
+
+    assert close({"a": [1.0, 2.0]}, {"a": [1.0, 2.0 + 1e-12]})
+    assert not close({"a": [1.0, 2.1]}, {"a": [1.0, 2.0]})
+    assert close([1.001], [1.0], rel=1e-2) and not close([1.001], [1.0])
+    assert not close([1.0, 2.0], [1.0]) and not close({"a": 1.0}, {"b": 1.0})
+    assert not close(float("nan"), 1.0) and close(True, True) and close("x", "x") and not close("x", "y")

@@ -31,7 +31,6 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import models, runtime
 from coursekit.core.claims import Claim
@@ -265,11 +264,9 @@ def run(settings: SaliencySettings, data: Dataset, seed: int = 0, progress: bool
     dense = train_dense(settings, data, seed, progress)
     scores = all_scores(settings, data, dense)
     sweep, masks = density_sweep(settings, data, dense, scores, progress)
-    steps = tqdm([correlations, obs_vs_removal, mean_replacement], desc="experiments", disable=not progress)
-    out = {"dense": dense, "scores": scores, "sweep": sweep, "masks": masks}
-    for step in steps:
-        out[step.__name__] = step(scores) if step is correlations else step(settings, data, dense)
-    return out
+    return {"dense": dense, "scores": scores, "sweep": sweep, "masks": masks, "correlations": correlations(scores),
+            "obs_vs_removal": obs_vs_removal(settings, data, dense),
+            "mean_replacement": mean_replacement(settings, data, dense)}
 
 
 def headline(sweep: pd.DataFrame, corr: pd.DataFrame, obs: pd.DataFrame, means: pd.DataFrame) -> list[Claim]:

@@ -78,7 +78,7 @@ class _DynamicMask:
             self.change({n: p.grad for n, p in self.params.items()}, ctx.optimizer, ctx.step)
 
     def _record(self, step: int, changed: dict[str, int]) -> None:
-        self._sync()
+        self._sync()  # new factors; zeroes the weights of the connections just dropped
         self.history.append({"step": step, "changed": sum(changed.values()),
                              "connections": int(sum(int(k.sum()) for k in self.keep.values()))})
 
@@ -141,7 +141,6 @@ class SET(_DynamicMask):
                 p.view(-1)[chosen] = values.to(p.device, p.dtype)
             keep &= ~drop
             keep |= grown
-            p.mul_(keep)
             self._fresh_state(optimizer, p, grown)
             changed[n] = count
         self._record(step, changed)
@@ -199,7 +198,6 @@ class RigL(_DynamicMask):
             grown = torch.zeros_like(keep)
             grown.view(-1)[strongest] = True
             keep |= grown
-            p.mul_(keep)
             p[grown] = 0.0
             self._fresh_state(optimizer, p, grown)
             changed[n] = count

@@ -102,8 +102,6 @@ class StraightThroughGate(_UnitGate):
         return x * z.reshape(1, -1, *([1] * (x.ndim - 2)))
 
 
-
-
 def _linear_names(model: nn.Sequential) -> list[str]:
     return [name for name, m in model.named_children() if isinstance(m, nn.Linear)]
 

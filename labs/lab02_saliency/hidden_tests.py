@@ -5,18 +5,9 @@ judge runs in the grader and compares it with the solution's evidence (``referen
 Scores are floats, so judges compare within a tolerance.
 """
 
-import math
+from coursekit.tooling.grading.checks import check, close
 
-from coursekit.tooling.grading.checks import check
-
-
-def _close(a, b, rel=1e-4, abs_=1e-6) -> bool:
-    """Nested lists of floats equal within tolerance (same shape)."""
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(u, v, rel, abs_) for u, v in zip(a, b, strict=True))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isfinite(a) and abs(a - b) <= abs_ + rel * abs(b)
-    return a == b
+TOLERANCE = {"rel": 1e-4, "abs_": 1e-6}  # float32 scores computed by the student's code
 
 
 @check("q1", points=3, probe="""
@@ -31,7 +22,8 @@ def q1_taylor_on_a_deeper_net(evidence, reference):
     """|g·w| on an MLP with two hidden layers and another batch."""
     if evidence["names"] != reference["names"]:
         return False, f"score the weights {reference['names']}, you returned {evidence['names']}"
-    wrong = [n for n in reference["names"] if not _close(evidence["scores"][n], reference["scores"][n])]
+    wrong = [n for n in reference["names"]
+             if not close(evidence["scores"][n], reference["scores"][n], **TOLERANCE)]
     if wrong:
         return False, (f"the scores of {wrong} differ from |dL/dw · w| with L the mean cross-entropy in eval mode "
                        "(not the sum, not the gradient alone)")
@@ -65,7 +57,7 @@ evidence = {n: out[n].double().tolist() for n in sorted(out)}
 """)
 def q2_obd_on_new_tensors(evidence, reference):
     """½·h·w² on two tensors of other shapes."""
-    if sorted(evidence) != sorted(reference) or not all(_close(evidence[n], reference[n]) for n in reference):
+    if not close(evidence, reference, **TOLERANCE):
         return False, "½·h·w² entry by entry differs from the reference on new tensors"
     return True, "OBD saliency: correct"
 
@@ -77,7 +69,7 @@ evidence = obd_saliency(w, h)["r"].double().tolist()
 """)
 def q2_negative_hessian_entries(evidence, reference):
     """Negative Hessian estimates count as 0: no saliency below 0."""
-    if not _close(evidence, reference):
+    if not close(evidence, reference, **TOLERANCE):
         return False, f"with h = [-0.3, 2, -5, 1] and w = [2, -1, 3, 0.5] expected {reference}, got {evidence}"
     return True, "negative Hessian estimates are treated as 0"
 
@@ -98,7 +90,7 @@ def q3_mean_is_kept(evidence, reference):
     if not evidence["mean_shift"] < 1e-4:
         return False, (f"the next layer's mean pre-activation over x moved by {evidence['mean_shift']:.4g}: fold "
                        "W[:, j]·mean(a_j), with a_j after the ReLU, into the next bias")
-    if not _close(evidence["bias"], reference["bias"], rel=1e-4, abs_=1e-5):
+    if not close(evidence["bias"], reference["bias"], rel=1e-4, abs_=1e-5):
         return False, "the mean is kept but the next bias differs from the reference"
     return True, "mean replacement keeps the next layer's mean: correct"
 

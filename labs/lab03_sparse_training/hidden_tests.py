@@ -4,19 +4,7 @@ Each probe runs in the student's kernel after their answer and sets ``evidence``
 judge runs in the grader and compares it with the solution's evidence (``reference``).
 """
 
-import math
-
-from coursekit.tooling.grading.checks import check
-
-
-def _close(a, b, rel=1e-6, abs_=1e-9) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return sorted(a) == sorted(b) and all(_close(a[k], b[k], rel, abs_) for k in b)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(u, v, rel, abs_) for u, v in zip(a, b, strict=True))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isfinite(a) and abs(a - b) <= abs_ + rel * abs(b)
-    return a == b
+from coursekit.tooling.grading.checks import check, close
 
 
 @check("q1", points=2, probe="""
@@ -25,7 +13,7 @@ evidence = {n: float(v) for n, v in erk_densities(shapes, 0.2).items()}
 """)
 def q1_erk_with_a_convolution(evidence, reference):
     """ERK on a convolution's four dimensions, at 20 %."""
-    if not _close(evidence, reference):
+    if not close(evidence, reference):
         return False, (f"expected {({n: round(v, 4) for n, v in reference.items()})}, got "
                        f"{({n: round(v, 4) for n, v in evidence.items()} if isinstance(evidence, dict) else evidence)}: "
                        "p_l = sum of all dimensions / their product")
@@ -40,7 +28,7 @@ def q1_overfull_layers_become_dense(evidence, reference):
     """A layer the formula would fill beyond 1 is dense, and ε is solved again over the rest."""
     if isinstance(evidence, dict) and any(v > 1 + 1e-9 for v in evidence.values()):
         return False, "a density above 1 is impossible: make that layer dense and solve for ε again"
-    if not _close(evidence, reference):
+    if not close(evidence, reference):
         return False, f"expected {({n: round(v, 4) for n, v in reference.items()})}, got {evidence}"
     return True, "overfull layers become dense: correct"
 
@@ -96,7 +84,7 @@ def q2_regrows_at_random_free_positions(evidence, reference):
     if evidence["grown"] != reference["grown"]:
         return False, ("the new connections are not where torch.randperm(number of free positions, generator=...) "
                        "over the free positions in flattened order puts them")
-    if not _close(evidence["values"], reference["values"], rel=1e-5, abs_=1e-6):
+    if not close(evidence["values"], reference["values"], rel=1e-5, abs_=1e-6):
         return False, "positions right, values not: draw torch.rand(count, generator=...) after the positions"
     return True, "SET regrows at random free positions: correct"
 
@@ -109,7 +97,7 @@ evidence = [s.double().tolist() for s in synflow_scores(ws)]
 """)
 def q3_scores_of_a_deeper_network(evidence, reference):
     """SynFlow scores of a four-layer linear network."""
-    if not _close(evidence, reference, rel=1e-8):
+    if not close(evidence, reference, rel=1e-8):
         return False, "the scores differ from |w| · (1ᵀ|W_L|…|W_l+1|)_j · (|W_l-1|…|W_1| 1)_i"
     return True, "SynFlow scores: correct"
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,22 @@ def check(question: str, points: float, probe: str) -> Callable[[Judge], Judge]:
         _REGISTRY.append(Check(judge.__name__, question, float(points), textwrap.dedent(probe), judge))
         return judge
     return add
+
+
+def close(evidence: object, reference: object, rel: float = 1e-6, abs_: float = 1e-9) -> bool:
+    """Whether ``evidence`` equals ``reference`` within ``abs_ + rel·|reference|`` number by number,
+    through nested dicts and lists of the same keys and lengths; a non-finite number never matches.
+    Anything else must be equal. For judges comparing floats a student's code computed."""
+    if isinstance(evidence, dict) and isinstance(reference, dict):
+        return sorted(evidence) == sorted(reference) and all(close(evidence[k], reference[k], rel, abs_)
+                                                             for k in reference)
+    if isinstance(evidence, list) and isinstance(reference, list):
+        return len(evidence) == len(reference) and all(close(e, r, rel, abs_)
+                                                       for e, r in zip(evidence, reference, strict=True))
+    numbers = (int, float)
+    if isinstance(evidence, numbers) and isinstance(reference, numbers) and not isinstance(evidence, bool):
+        return math.isfinite(evidence) and abs(evidence - reference) <= abs_ + rel * abs(reference)
+    return evidence == reference
 
 
 def load(path: str | Path) -> list[Check]:
