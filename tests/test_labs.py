@@ -1,8 +1,9 @@
-"""Labs 02 and 03: each release check, and the points that common mistakes lose.
+"""Labs 02, 03 and 04: each release check, and the points that common mistakes lose.
 
 (Lab 01 has its own, larger suite against hostile submissions: ``test_grading.py``.)
 Lab 02 — Q1 Taylor score (4 points: 3 + 1), Q2 OBD saliency (2: 1 + 1), Q3 mean replacement (4: 2 + 2).
 Lab 03 — Q1 ERK densities (3: 2 + 1), Q2 one SET step (4: 2 + 2), Q3 SynFlow scores (3: 2 + 1).
+Lab 04 — Q1 k-winners (4: 2 + 1 + 1), Q2 overlap probability (3: 1 + 1 + 1), Q3 novelty (3: 2 + 1).
 """
 
 from __future__ import annotations
@@ -61,6 +62,28 @@ NO_REDENSE_Q1 = '''def erk_densities(shapes, density):
     eps = density * sum(sizes.values()) / sum(raw[n] * sizes[n] for n in shapes)
     return {n: min(1.0, eps * raw[n]) for n in shapes}  # capped, but ε not solved again
 '''
+THRESHOLD_TIES_Q1 = '''def k_winners(x, k):
+    if not 1 <= k <= x.shape[1]:
+        raise ValueError(f"k must lie in 1..{x.shape[1]}, got {k}")
+    kth = x.topk(k, dim=1).values[:, -1:]  # each row's k-th largest value
+    return x * (x >= kth)  # every value tied with it survives too: more than k
+'''
+FLOAT_PRODUCT_Q2 = '''def overlap_probability(n, a, s, theta):
+    if theta > min(a, s):
+        raise ValueError(f"theta = {theta} > min(a, s)")
+
+    def choose(m, k):  # a product of floats: inf for n in the thousands, and inf / inf is nan
+        c = 1.0
+        for i in range(k):
+            c *= (m - i) / (i + 1)
+        return c
+
+    return sum(choose(s, b) * choose(n - s, a - b) for b in range(theta, min(a, s) + 1)) / choose(n, a)
+'''
+MEAN_OF_ALL_Q3 = '''def novelty(behaviour, population, archive, k):
+    others = torch.cat([population, archive])
+    return (others - behaviour).norm(dim=1).mean().item()  # every neighbour, not the k nearest
+'''
 # lab → (its answers replaced by a mistake: (points earned, {question: a phrase its message must hold}))
 LABS_UNDER_TEST = {
     "lab02_saliency": {
@@ -72,6 +95,11 @@ LABS_UNDER_TEST = {
     "lab03_sparse_training": {
         "erk_not_solved_again_in_q1": ({"q1-answer": NO_REDENSE_Q1}, 9, {"q1": "expected"}),
         "most_negative_removed_in_q2": ({"q2-answer": MOST_NEGATIVE_Q2}, 8, {"q2": "closest to zero"}),
+    },
+    "lab04_kwinners": {
+        "ties_over_k_in_q1": ({"q1-answer": THRESHOLD_TIES_Q1}, 9, {"q1": "exactly k"}),
+        "float_overflow_in_q2": ({"q2-answer": FLOAT_PRODUCT_Q2}, 9, {"q2": "log space"}),
+        "mean_of_all_distances_in_q3": ({"q3-answer": MEAN_OF_ALL_Q3}, 8, {"q3": "k nearest"}),
     },
 }
 
