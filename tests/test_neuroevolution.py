@@ -44,12 +44,12 @@ def test_neat_config_checks_the_robot_interface(tmp_path):
     assert config.pop_size == 20 and config.genome_config.num_inputs == mz.N_INPUTS
     wrong = tmp_path / "wrong.ini"
     wrong.write_text(ne.CONFIG.format(pop_size=20, inputs=5, outputs=2))
-    with pytest.raises(ValueError, match="needs num_inputs = 10 .* the config has 5, 2"):
+    with pytest.raises(ValueError, match=r"needs num_inputs = 10 .* the config has 5, 2"):
         ne.neat_config(path=wrong)
     gaussian = tmp_path / "gauss.ini"
     gaussian.write_text(ne.CONFIG.format(pop_size=20, inputs=10, outputs=2).replace(
         "activation_options      = sigmoid", "activation_options      = sigmoid gauss"))
-    with pytest.raises(ValueError, match="allows .*gauss"):
+    with pytest.raises(ValueError, match=r"allows .*gauss"):
         ne.neat_config(path=gaussian)
     with pytest.raises(ValueError, match="pop_size must be ≥ 2"):
         ne.neat_config(1)
