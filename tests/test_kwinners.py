@@ -101,3 +101,26 @@ def test_a_kwta_mlp_trains_with_its_mask_and_boost_decay(digits):
     assert list(table.columns) == ["network", "noise", "test_acc"]
     assert table["noise"].tolist() == [0.0, 0.5] and table["test_acc"].between(0, 1).all()
     assert kwinners.kwta_mlp(digits.input_shape, 10, (8,), k_fraction=1.0)[1] is None  # dense weights: no mask
+
+
+def test_k_winners_over_all_features_of_a_conv_output():
+    layer = kwinners.KWinnersAll(0.25, 0.5)
+    x = torch.randn(3, 2, 4, 4)
+    assert (layer(x) != 0).flatten(1).sum(1).tolist() == [8, 8, 8]
+    assert (layer.eval()(x) != 0).flatten(1).sum(1).tolist() == [16, 16, 16]
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\]"):
+        kwinners.KWinnersAll(0.0)
+
+
+def test_cnn_pair_shares_its_start_and_masks_the_sparse_hidden_layer():
+    dense, sparse, mask = kwinners.cnn_pair((1, 12, 12), 3, channels=4, hidden=20, k_fraction=0.2,
+                                            k_inference_fraction=0.3, weight_density=0.25, seed=2)
+    for (name, a), b in zip(dense.named_parameters(), sparse.parameters(), strict=True):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), name
+    assert set(mask) == {"4.weight"} and mask["4.weight"].sum(1).eq(16).all()  # 25 % of 4 · 4 · 4 inputs
+    assert isinstance(sparse[2], kwinners.KWinnersAll) and sparse[5].k == 4 and sparse[5].k_inference == 6
+    assert sparse(torch.randn(5, 1, 12, 12)).shape == (5, 3)
+    with pytest.raises(ValueError, match="takes images"):
+        kwinners.cnn_pair((64,), 3)
+    with pytest.raises(ValueError, match="at least 6×6"):
+        kwinners.cnn_pair((1, 5, 5), 3)

@@ -37,3 +37,10 @@ def test_log_space_stays_exact_where_binomials_overflow():
 def test_bad_input_is_refused(args, message):
     with pytest.raises(ValueError, match=message):
         overlap.overlap_probability(*args)
+
+
+def test_the_distribution_sums_to_one_and_its_tail_is_the_probability():
+    dist = overlap.overlap_distribution(300, 64, 24)
+    assert list(dist.index) == list(range(25)) and dist.sum() == pytest.approx(1, rel=1e-12)
+    assert dist.loc[12:].sum() == pytest.approx(overlap.overlap_probability(300, 64, 24, 12), rel=1e-12)
+    assert (dist.loc[:8] == 0).sum() == 0 and overlap.overlap_distribution(10, 8, 8).loc[:5].eq(0).all()

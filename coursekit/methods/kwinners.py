@@ -16,6 +16,7 @@ pixels by random values, the paper's noise.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pandas as pd
@@ -41,9 +42,19 @@ def k_winners(x: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"x must be (examples, units, ...), got shape {tuple(x.shape)}")
     flat = x.flatten(1)
     _check_k(k, flat.shape[1])
-    order = torch.sort(flat.detach(), dim=1, descending=True, stable=True).indices[:, :k]
-    keep = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, order, True)
-    return (flat * keep).view_as(x)
+    return (flat * _top_k_mask(flat.detach(), k)).view_as(x)
+
+
+def _top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row's ``k`` largest entries as a bool mask; among ties with the k-th value the earliest win.
+
+    ``topk`` finds the k-th value; everything above it wins, and the first ``k − (#above)`` entries
+    equal to it fill the rest — exact, and several times faster than a stable sort of the row.
+    """
+    kth = scores.topk(k, dim=1).values[:, -1:]
+    above, tied = scores > kth, scores == kth
+    room = k - above.sum(1, keepdim=True)
+    return above | (tied & (tied.cumsum(1) <= room))
 
 
 class KWinners(nn.Module):
@@ -82,9 +93,7 @@ class KWinners(nn.Module):
             raise ValueError(f"KWinners takes (examples, {self.units}) inputs, got shape {tuple(x.shape)}")
         if not self.training:
             return k_winners(x, self.k_inference)
-        boosted = x.detach() * self.boost()
-        order = torch.sort(boosted, dim=1, descending=True, stable=True).indices[:, :self.k]
-        won = torch.zeros_like(x, dtype=torch.bool).scatter_(1, order, True)  # by position: a 0 can win
+        won = _top_k_mask(x.detach() * self.boost(), self.k)  # by position: a 0 can win
         with torch.no_grad():
             batch, wins = x.shape[0], won.float().sum(0)
             if batch >= self.duty_cycle_period:
@@ -100,6 +109,26 @@ class KWinners(nn.Module):
     def extra_repr(self) -> str:
         return (f"units={self.units}, k={self.k}, k_inference={self.k_inference}, "
                 f"boost_strength={self.boost_strength:g}")
+
+
+class KWinnersAll(nn.Module):
+    """k-winners over all features of each example — every channel and position of a conv layer's output — keeping
+    the fraction ``k_fraction`` of them (no boosting); ``k_inference_fraction`` (default the same) in eval mode."""
+
+    def __init__(self, k_fraction: float, k_inference_fraction: float | None = None):
+        super().__init__()
+        inference = k_fraction if k_inference_fraction is None else k_inference_fraction
+        if not 0 < k_fraction <= 1 or not 0 < inference <= 1:
+            raise ValueError(f"k_fraction and k_inference_fraction must lie in (0, 1], got {k_fraction}, "
+                             f"{k_inference_fraction}")
+        self.k_fraction, self.k_inference_fraction = float(k_fraction), float(inference)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fraction = self.k_fraction if self.training else self.k_inference_fraction
+        return k_winners(x, max(1, round(fraction * x[0].numel())))
+
+    def extra_repr(self) -> str:
+        return f"k_fraction={self.k_fraction:g}, k_inference_fraction={self.k_inference_fraction:g}"
 
 
 def per_unit_mask(model: nn.Module, density: float, generator: torch.Generator | None = None,
@@ -169,6 +198,37 @@ def kwta_mlp(input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, 
     mask = None if weight_density == 1 else per_unit_mask(net, weight_density, torch.Generator().manual_seed(seed),
                                                           hidden_linear)
     return net, mask
+
+
+def cnn_pair(input_shape: tuple[int, ...], num_classes: int, channels: int = 32, hidden: int = 300,
+             k_fraction: float = 0.1, k_inference_fraction: float = 0.15, weight_density: float = 0.3,
+             seed: int = 0, **boosting) -> tuple[nn.Sequential, nn.Sequential, Mask]:
+    """Ahmad & Scheinkman's dense and sparse CNN, one architecture: a 5×5 conv with ``channels`` channels and 2×2
+    max-pooling, a hidden Linear layer of ``hidden`` units, a Linear output.
+
+    The dense CNN uses ReLUs; the sparse one keeps the ``k_fraction`` largest conv outputs
+    (:class:`KWinnersAll`) and hidden units (:class:`KWinners` with boosting), ``k_inference_fraction``
+    at evaluation, and its hidden units each see ``weight_density`` of their inputs (the returned
+    mask; train with ``mask.hook(sparse)``, which zeroes the rest at once, and :func:`decay_boost_hook`).
+    Both start from the same weights (drawn from ``seed``).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"cnn_pair takes images (channels, height, width), got input shape {input_shape}")
+    c, h, w = input_shape
+    if min(h, w) < 6:
+        raise ValueError(f"images must be at least 6×6 for a 5×5 conv and 2×2 pooling, got {h}×{w}")
+    flat = channels * ((h - 4) // 2) * ((w - 4) // 2)
+    k = max(1, round(k_fraction * hidden))
+    k_inf = max(1, round(k_inference_fraction * hidden))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        dense = nn.Sequential(nn.Conv2d(c, channels, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+    sparse = nn.Sequential(dense[0], dense[1], KWinnersAll(k_fraction, k_inference_fraction), nn.Flatten(),
+                           dense[4], KWinners(hidden, k, k_inf, **boosting), dense[6])
+    sparse = copy.deepcopy(sparse)  # its own parameters, equal to the dense CNN's at the start
+    mask = per_unit_mask(sparse, weight_density, torch.Generator().manual_seed(seed), ["4"])
+    return dense, sparse, mask
 
 
 def decay_boost_hook(ctx) -> None:

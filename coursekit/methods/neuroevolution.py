@@ -160,19 +160,20 @@ class PopulationNet:
         n, width = len(nets), self.inputs + slots
         self.depth = depth
         self.weights = np.zeros((n, slots, width))
-        self.bias, self.response = np.zeros((n, slots)), np.zeros((n, slots))
-        self.activation = np.full((n, slots), "identity", dtype=object)
+        self.bias = np.zeros((n, slots))
+        self.activation = np.full((n, slots), g.activation_default, dtype=object)  # padding: any will do
         self.outputs = np.full((n, g.num_outputs), -1)  # slot of each output, −1: never computed (reads 0)
         for i, net in enumerate(nets):
             index = {key: j for j, key in enumerate(g.input_keys)}
             index.update({node: self.inputs + j for j, (node, *_) in enumerate(net.node_evals)})
             for j, (node, _act, _agg, bias, response, links) in enumerate(net.node_evals):
-                self.bias[i, j], self.response[i, j] = bias, response
+                self.bias[i, j] = bias
                 self.activation[i, j] = genomes[i].nodes[node].activation
-                for source, w in links:
-                    self.weights[i, j, index[source]] += w
+                for source, w in links:  # act(bias + response · Σ w·v) = act(bias + Σ (response·w)·v)
+                    self.weights[i, j, index[source]] += response * w
             self.outputs[i] = [index.get(key, -1) for key in g.output_keys]
         self._masks = {name: self.activation == name for name in set(self.activation.ravel())}
+        self._single = next(iter(self._masks)) if len(self._masks) == 1 else None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(genomes, inputs)`` → ``(genomes, outputs)``."""
@@ -183,7 +184,10 @@ class PopulationNet:
         values = np.zeros((x.shape[0], self.weights.shape[2]))
         values[:, : self.inputs] = x
         for _ in range(self.depth):
-            z = self.bias + self.response * np.einsum("gsk,gk->gs", self.weights, values)
+            z = self.bias + (self.weights @ values[..., None])[..., 0]
+            if self._single is not None:
+                values[:, self.inputs:] = ACTIVATIONS[self._single](z)
+                continue
             out = np.empty_like(z)
             for name, mask in self._masks.items():
                 out[mask] = ACTIVATIONS[name](z[mask])

@@ -53,6 +53,14 @@ def overlap_probability(n: int, a: int, s: int, theta: int) -> float:
     return math.exp(top) * sum(math.exp(t - top) for t in terms)
 
 
+def overlap_distribution(n: int, a: int, s: int) -> pd.Series:
+    """``P(overlap = b)`` for every ``b`` from 0 to ``min(a, s)`` (the hypergeometric distribution), indexed by ``b``."""
+    _check(n, a, s, 0)
+    return pd.Series([math.exp(_log_choose(s, b) + _log_choose(n - s, a - b) - _log_choose(n, a))
+                      if 0 <= a - b <= n - s else 0.0 for b in range(min(a, s) + 1)],
+                     index=pd.RangeIndex(min(a, s) + 1, name="overlap"), name="probability")
+
+
 def simulate(n: int, a: int, s: int, theta: int, trials: int = 100_000,
              generator: torch.Generator | None = None) -> tuple[float, float]:
     """The fraction of ``trials`` random ``a``-of-``n`` vectors overlapping a fixed ``s``-of-``n`` one in ≥ θ
