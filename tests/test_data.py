@@ -176,3 +176,21 @@ def test_load_refuses_other_sizes_and_split_seeds():
 def test_a_dataset_names_the_split_that_is_wrong(digits, change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(digits, **change(digits))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 0.4])
+def test_label_noise_corrupts_an_exact_fraction_the_same_way_for_a_seed(digits, fraction):
+    noisy = digits.with_label_noise(fraction, seed=3)
+    wrong = noisy.y_train != digits.y_train
+    assert int(wrong.sum()) == round(fraction * len(digits.y_train))
+    assert torch.equal(noisy.y_train, digits.with_label_noise(fraction, seed=3).y_train)
+    assert torch.equal(noisy.y_test, digits.y_test) and torch.equal(noisy.y_val, digits.y_val)
+    if fraction:
+        assert not torch.equal(noisy.y_train, digits.with_label_noise(fraction, seed=4).y_train)
+        assert int(noisy.y_train[wrong].min()) >= 0 and int(noisy.y_train.max()) < 10
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, True, "0.2"])
+def test_label_noise_outside_zero_one_is_refused(digits, fraction):
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+        digits.with_label_noise(fraction)

@@ -308,6 +308,23 @@ class Dataset:
         moved = {f"{a}_{s}": getattr(self, f"{a}_{s}").to(device) for a in "xy" for s in SPLITS}
         return replace(self, **moved)
 
+    def with_label_noise(self, fraction: float, seed: int = 0) -> Dataset:
+        """A copy whose training labels are wrong for exactly ``round(fraction · N)`` examples (He et al. 2022).
+
+        The examples are drawn from ``seed`` without replacement and each gets a class other than
+        its own, uniformly at random: the same seed corrupts the same examples the same way.
+        Validation and test labels stay clean.
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+            raise ValueError(f"fraction of noisy labels must lie in [0, 1), got {fraction!r}")
+        gen = torch.Generator().manual_seed(seed)
+        n = len(self.y_train)
+        chosen = torch.randperm(n, generator=gen)[: round(fraction * n)]
+        shift = torch.randint(1, self.num_classes, (len(chosen),), generator=gen)  # never 0: always another class
+        labels = self.y_train.cpu().clone()
+        labels[chosen] = (labels[chosen] + shift) % self.num_classes
+        return replace(self, y_train=labels.to(self.device))
+
     def fingerprint(self) -> dict:
         """What identifies these tensors, for a run folder's record (:func:`coursekit.core.files.ensure_record`).
 

@@ -19,6 +19,7 @@ all at once with ``torch.func.vmap(grad(...))`` in chunks, not a Python loop.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -45,6 +46,47 @@ def _check_labels(x: torch.Tensor, y: torch.Tensor) -> None:
                          f"inputs, y is {y.dtype} of shape {tuple(y.shape)}")
 
 
+def _gradient_chunks(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, kind: str, chunk: int,
+                     generator: torch.Generator | None):
+    """Per-example gradients of ``log p(y|x)``, ``chunk`` examples at a time, as ``{parameter: (n, *shape)}``.
+
+    ``kind="true"`` draws each label from the model's prediction; the model runs in eval mode.
+    """
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    buffers = dict(model.named_buffers())
+
+    def log_likelihood(p: dict, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        logits = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+        return -F.cross_entropy(logits, yi.unsqueeze(0))
+
+    per_example = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, x.shape[0], chunk):
+            xb = x[start:start + chunk]
+            if kind == "true":
+                with torch.no_grad():
+                    probs = F.softmax(model(xb), dim=1)
+                yb = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                yb = y[start:start + chunk]
+            yield per_example(params, xb, yb)
+    finally:
+        model.train(was_training)
+
+
+def _check_fisher_inputs(x: torch.Tensor, y: torch.Tensor | None, kind: str, chunk: int) -> None:
+    if kind not in FISHER_KINDS:
+        raise ValueError(f"unknown Fisher kind {kind!r}; expected one of {FISHER_KINDS}")
+    if kind == "empirical" and (y is None or y.shape[0] != x.shape[0]):
+        raise ValueError("the empirical Fisher needs one label per input: pass y with y.shape[0] == x.shape[0]")
+    if y is not None:
+        _check_labels(x, y)
+    if x.shape[0] == 0 or chunk < 1:
+        raise ValueError(f"need at least one input and chunk ≥ 1, got {x.shape[0]} inputs, chunk={chunk}")
+
+
 def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "true",
                  chunk: int = 256, generator: torch.Generator | None = None) -> pd.Series:
     """Trace of the Fisher information per layer, from per-example gradients.
@@ -64,39 +106,12 @@ def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = Non
         ``(1/N) Σ_n ||∇ log p(y_n|x_n)||²`` over the layer's weights and biases); the
         sum over layers is the trace of the whole Fisher.
     """
-    if kind not in FISHER_KINDS:
-        raise ValueError(f"unknown Fisher kind {kind!r}; expected one of {FISHER_KINDS}")
-    if kind == "empirical" and (y is None or y.shape[0] != x.shape[0]):
-        raise ValueError("the empirical Fisher needs one label per input: pass y with y.shape[0] == x.shape[0]")
-    if y is not None:
-        _check_labels(x, y)
-    if x.shape[0] == 0 or chunk < 1:
-        raise ValueError(f"need at least one input and chunk ≥ 1, got {x.shape[0]} inputs, chunk={chunk}")
-    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    buffers = dict(model.named_buffers())
-
-    def log_likelihood(p: dict, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-        logits = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
-        return -F.cross_entropy(logits, yi.unsqueeze(0))
-
-    per_example = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
+    _check_fisher_inputs(x, y, kind, chunk)
     layer_of = _layer_names(model)
     totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=x.device))
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, x.shape[0], chunk):
-            xb = x[start:start + chunk]
-            if kind == "true":
-                with torch.no_grad():
-                    probs = F.softmax(model(xb), dim=1)
-                yb = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            else:
-                yb = y[start:start + chunk]
-            for name, g in per_example(params, xb, yb).items():
-                totals[layer_of[name]] += g.pow(2).sum()
-    finally:
-        model.train(was_training)
+    for grads in _gradient_chunks(model, x, y, kind, chunk, generator):
+        for name, g in grads.items():
+            totals[layer_of[name]] += g.pow(2).sum()
     return pd.Series({layer: t.item() / x.shape[0] for layer, t in totals.items()}, name=f"{kind}_fisher_trace")
 
 
@@ -128,3 +143,187 @@ class FisherTrace:
     def table(self) -> pd.DataFrame:
         """The recorded traces: columns ``epoch``, ``layer``, ``kind``, ``trace``."""
         return pd.DataFrame(self.rows, columns=["epoch", "layer", "kind", "trace"])
+
+
+# ------------------------------------------------------------------ spectra (slide 14: sloppy spectra)
+
+def fisher_eigenvalues(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "empirical",
+                       k: int | None = None, chunk: int = 256,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """The largest eigenvalues of the Fisher ``F = (1/N) GᵀG``, ``G`` the ``N × P`` per-example gradients.
+
+    ``F`` is ``P × P`` (P parameters, easily 10⁵); its non-zero eigenvalues are those of the
+    ``N × N`` Gram matrix ``(1/N) G Gᵀ`` — the "Gram trick". Returns the top ``k`` (all ``N``
+    by default), descending, in float64. ``kind`` as in :func:`fisher_trace`.
+    """
+    _check_fisher_inputs(x, y, kind, chunk)
+    n = x.shape[0]
+    if k is not None and not 1 <= k <= n:
+        raise ValueError(f"k must lie in 1..{n} (the Gram matrix is {n} × {n}), got {k}")
+    rows = [torch.cat([g.flatten(1) for g in grads.values()], dim=1).double()
+            for grads in _gradient_chunks(model, x, y, kind, chunk, generator)]
+    g = torch.cat(rows)
+    eigenvalues = torch.linalg.eigvalsh(g @ g.T / n).flip(0).clamp(min=0)
+    return eigenvalues[:k]
+
+
+class HessianOperator:
+    """The Hessian of the mean cross-entropy of ``model`` on ``(x, y)`` as a matrix-free operator on flat vectors.
+
+    :meth:`matvec` returns ``H v`` by double backpropagation (Pearlmutter 1994): the gradient
+    of ``∇L · v``, summed over ``chunk``-sized parts of the data so memory stays bounded. The
+    model runs in eval mode; ``dim`` is the number of parameters.
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000,
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+        _check_labels(x, y)
+        if x.shape[0] == 0 or chunk < 1:
+            raise ValueError(f"need at least one input and chunk ≥ 1, got {x.shape[0]} inputs, chunk={chunk}")
+        self.model, self.x, self.y, self.chunk, self.loss = model, x, y, chunk, loss
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.dim = sum(p.numel() for p in self.params)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        if v.shape != (self.dim,):
+            raise ValueError(f"v must be a flat vector of the {self.dim} parameters, got shape {tuple(v.shape)}")
+        out = torch.zeros(self.dim, dtype=v.dtype, device=v.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, self.x.shape[0], self.chunk):
+                xb, yb = self.x[start:start + self.chunk], self.y[start:start + self.chunk]
+                value = self.loss(self.model(xb), yb)
+                if value.ndim != 0:
+                    raise ValueError(f"the loss must be a scalar (a mean or a sum over the batch), got shape "
+                                     f"{tuple(value.shape)}; pass e.g. reduction='mean'")
+                grads = torch.autograd.grad(value * xb.shape[0] / self.x.shape[0], self.params, create_graph=True)
+                flat = torch.cat([g.reshape(-1) for g in grads])
+                hv = torch.autograd.grad(flat @ v.to(flat.dtype), self.params)
+                out += torch.cat([h.reshape(-1) for h in hv]).to(v.dtype)
+        finally:
+            self.model.train(was_training)
+        return out
+
+
+def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, steps: int,
+            start: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` Lanczos iterations with full reorthogonalisation for a symmetric operator.
+
+    Returns the tridiagonal matrix ``T`` (``m × m``, ``m ≤ steps``: it stops early when the
+    Krylov space is exhausted) and the Lanczos basis ``Q`` (``dim × m``). The eigenvalues of
+    ``T`` (Ritz values) approximate the extreme eigenvalues of the operator first.
+    """
+    if steps < 1 or steps > dim:
+        raise ValueError(f"steps must lie in 1..{dim} (the operator's size), got {steps}")
+    q = torch.randn(dim, generator=generator, dtype=dtype) if start is None else start.to(dtype).clone()
+    q /= q.norm()
+    basis, alphas, betas = [q], [], []
+    for i in range(steps):
+        w = matvec(basis[-1]).to(dtype)
+        alpha = torch.dot(w, basis[-1])
+        stacked = torch.stack(basis, 1)
+        w = w - stacked @ (stacked.T @ w)  # full reorthogonalisation (twice is enough)
+        w = w - stacked @ (stacked.T @ w)
+        alphas.append(alpha)
+        beta = w.norm()
+        if i == steps - 1 or beta <= 1e-10 * max(1.0, float(alpha.abs())):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    m = len(alphas)
+    t = torch.diag(torch.stack(alphas))
+    if m > 1:
+        off = torch.stack(betas[: m - 1])
+        t += torch.diag(off, 1) + torch.diag(off, -1)
+    return t, torch.stack(basis[:m], 1)
+
+
+def top_eigenvalues(operator: HessianOperator, k: int = 5, steps: int | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """The ``k`` largest eigenvalues of ``operator`` (e.g. a :class:`HessianOperator`) by Lanczos, descending.
+
+    ``steps`` defaults to ``max(3k, 30)`` (capped at the operator's size); extreme eigenvalues
+    converge first, so a few dozen steps give the top ones to many digits.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= operator.dim:
+        raise ValueError(f"k must be an int in 1..{operator.dim} (the number of parameters), got {k!r}")
+    steps = min(operator.dim, steps or max(3 * k, 30))
+    t, _ = lanczos(operator.matvec, operator.dim, steps, generator=generator)
+    return torch.linalg.eigvalsh(t).flip(0)[:k]
+
+
+def spectral_density(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, grid: torch.Tensor,
+                     steps: int = 40, probes: int = 4, sigma: float | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the eigenvalue density of the operator on ``grid``.
+
+    For each of ``probes`` random unit vectors, ``steps`` Lanczos steps give nodes ``λᵢ``
+    (eigenvalues of ``T``, from ``torch.linalg.eigh``) and weights ``τᵢ`` (the squared first
+    components of its eigenvectors); the density is the mean over probes of ``Σᵢ τᵢ N(t; λᵢ, σ²)``,
+    normalised to integrate to 1 over ``grid``. ``σ`` defaults to 1 % of the grid's span.
+    """
+    if grid.ndim != 1 or len(grid) < 2 or probes < 1:
+        raise ValueError(f"grid must be a 1-D tensor of ≥ 2 points and probes ≥ 1, got {tuple(grid.shape)}, {probes}")
+    grid = grid.double()
+    sigma = float(grid[-1] - grid[0]) / 100 if sigma is None else sigma
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    density = torch.zeros_like(grid)
+    for _ in range(probes):
+        start = torch.randint(0, 2, (dim,), generator=generator, dtype=torch.float64) * 2 - 1  # Rademacher
+        t, _ = lanczos(matvec, dim, min(steps, dim), start=start)
+        nodes, vectors = torch.linalg.eigh(t)
+        weights = vectors[0].pow(2)
+        density += (weights[:, None] * torch.exp(-(grid[None] - nodes[:, None]).pow(2) / (2 * sigma**2))).sum(0)
+    return density / torch.trapezoid(density, grid)
+
+
+def input_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of the covariance of the inputs (flattened), descending, in float64."""
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"need at least two inputs (examples, features...), got shape {tuple(x.shape)}")
+    flat = x.flatten(1).double()
+    centred = flat - flat.mean(0)
+    return torch.linalg.eigvalsh(centred.T @ centred / (flat.shape[0] - 1)).flip(0).clamp(min=0)
+
+
+def effective_dimension(eigenvalues: torch.Tensor, z: float) -> float:
+    """``Σ λ / (λ + z)``: how many directions have curvature above the scale ``z`` (MacKay 1992; Maddox et al. 2020).
+
+    Eigenvalues must be non-negative: a Hessian's may not be (a non-convex loss); pass ``λ.clamp(min=0)``
+    to count only positive curvature, or ``λ.abs()`` to count curvature of either sign.
+    """
+    if not z > 0:
+        raise ValueError(f"z (the curvature scale) must be positive, got {z}")
+    values = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    if (values < 0).any():
+        raise ValueError(f"effective dimension needs non-negative eigenvalues; got {int((values < 0).sum())} "
+                         f"negative (smallest {float(values.min()):.3g}). Pass eigenvalues.clamp(min=0) to count "
+                         "only positive curvature, or eigenvalues.abs() to count both signs")
+    return float((values / (values + z)).sum())
+
+
+class WeightTrajectory:
+    """A :func:`coursekit.core.train.fit` hook keeping the flattened weights every ``every`` steps, for :meth:`pca`."""
+
+    def __init__(self, every: int = 10):
+        if every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every}")
+        self.every, self.snapshots = every, []
+
+    def record(self, model: nn.Module) -> None:
+        self.snapshots.append(torch.cat([p.detach().reshape(-1).cpu() for p in model.parameters()]).double())
+
+    def __call__(self, ctx) -> None:
+        if ctx.step % self.every == 0:
+            self.record(ctx.model)
+
+    def pca(self) -> torch.Tensor:
+        """The share of the trajectory's variance along each principal direction, descending (sums to 1)."""
+        if len(self.snapshots) < 2:
+            raise ValueError(f"need at least two snapshots of the weights, have {len(self.snapshots)}")
+        path = torch.stack(self.snapshots)
+        singular = torch.linalg.svdvals(path - path.mean(0))
+        return singular.pow(2) / singular.pow(2).sum()
