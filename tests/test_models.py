@@ -4,7 +4,7 @@ import torch
 from coursekit import models
 
 SHAPES = {"lenet300_100": (1, 28, 28), "conv2": (1, 28, 28), "conv4": (1, 28, 28),
-          "cnn1d": (1, 40), "mlp": (1, 8, 8), "vgg_bn": (1, 28, 28)}
+          "cnn1d": (1, 40), "mlp": (1, 8, 8), "vgg_bn": (1, 28, 28), "blocknet": (1, 16, 16)}
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
@@ -97,3 +97,25 @@ def test_responses_are_read_after_every_unit_wise_follower():
     assert torch.equal(models.responses(net, "0", x), net[:3](x))
     with pytest.raises(ValueError, match=r"child by child of an nn\.Sequential"):
         models.responses(torch.nn.Linear(3, 4), "0", x)
+
+
+def test_hand_made_sparse_blocks_count_their_weights_and_macs():
+    from coursekit.methods import structured
+    dw = models.depthwise_separable(16, 32)
+    assert sum(p.numel() for n, p in dw.named_parameters() if n.endswith("weight") and p.ndim == 4) == 9 * 16 + 16 * 32
+    fire, bottleneck = models.Fire(16, 32), models.Bottleneck(16, 32)
+    x = torch.randn(2, 16, 8, 8)
+    assert fire(x).shape == bottleneck(x).shape == (2, 32, 8, 8)
+    same = models.Bottleneck(32, 32)
+    assert isinstance(same.shortcut, torch.nn.Identity) and (same(fire(x)) >= 0).all()
+    counts = {}
+    for block in models.BLOCKS:
+        net = models.build("blocknet", (1, 28, 28), 10, block=block)
+        assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+        counts[block] = (sum(p.numel() for p in net.parameters()), structured.count_flops(net, (1, 28, 28)))
+    for block in ("bottleneck", "fire", "depthwise"):  # several times cheaper than the dense reference
+        assert counts[block][0] < counts["standard"][0] / 4 and counts[block][1] < counts["standard"][1] / 4
+    with pytest.raises(ValueError, match="unknown block 'dense'"):
+        models.build("blocknet", (1, 28, 28), 10, block="dense")
+    with pytest.raises(ValueError, match="needs images"):
+        models.build("blocknet", (784,), 10)

@@ -140,9 +140,86 @@ def vgg_bn(input_shape: Sequence[int], num_classes: int, cfg: Sequence[int | str
     return nn.Sequential(*layers)
 
 
+# ------------------------------------------------------------------ sparsified by hand (slide 14)
+
+def _conv_bn(c_in: int, c_out: int, kernel: int, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU()]
+
+
+class Bottleneck(nn.Module):
+    """ResNet's bottleneck (He et al. 2016): 1×1 down to ``c_out / reduction`` channels, 3×3 there, 1×1 back up,
+    added to the input (through a 1×1 projection when the widths differ)."""
+
+    def __init__(self, c_in: int, c_out: int, reduction: int = 4):
+        super().__init__()
+        mid = max(1, c_out // reduction)
+        self.body = nn.Sequential(*_conv_bn(c_in, mid, 1), *_conv_bn(mid, mid, 3),
+                                  nn.Conv2d(mid, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = (nn.Identity() if c_in == c_out else
+                         nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class Fire(nn.Module):
+    """SqueezeNet's fire module (Iandola et al. 2016): squeeze to ``c_out / squeeze_ratio`` channels with 1×1
+    convs, then expand with 1×1 and 3×3 convs side by side (half of ``c_out`` each), concatenated."""
+
+    def __init__(self, c_in: int, c_out: int, squeeze_ratio: int = 8):
+        super().__init__()
+        if c_out < 2:
+            raise ValueError(f"a fire module needs c_out ≥ 2 (split between 1×1 and 3×3), got {c_out}")
+        squeeze = max(1, c_out // squeeze_ratio)
+        self.squeeze = nn.Sequential(*_conv_bn(c_in, squeeze, 1))
+        self.expand1 = nn.Sequential(*_conv_bn(squeeze, c_out // 2, 1))
+        self.expand3 = nn.Sequential(*_conv_bn(squeeze, c_out - c_out // 2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.squeeze(x)
+        return torch.cat([self.expand1(s), self.expand3(s)], dim=1)
+
+
+def depthwise_separable(c_in: int, c_out: int) -> nn.Sequential:
+    """MobileNet's block (Howard et al. 2017): a 3×3 conv per channel (``groups = c_in``), then a 1×1 conv across
+    channels — ``9 c_in + c_in c_out`` weights instead of a 3×3 conv's ``9 c_in c_out``."""
+    return nn.Sequential(*_conv_bn(c_in, c_in, 3, groups=c_in), *_conv_bn(c_in, c_out, 1))
+
+
+BLOCKS = ("standard", "bottleneck", "fire", "depthwise")
+
+
+def blocknet(input_shape: Sequence[int], num_classes: int, block: str = "standard", width: float = 1.0,
+             channels: Sequence[int] = (32, 64, 128)) -> nn.Sequential:
+    """A small convnet whose stages are one kind of block: a 3×3 stem, then per stage two blocks and a 2×2
+    max-pool, global average pooling and a Linear layer.
+
+    ``block``: ``"standard"`` (3×3 conv, BatchNorm, ReLU: the dense reference), ``"bottleneck"``
+    (:class:`Bottleneck`), ``"fire"`` (:class:`Fire`) or ``"depthwise"`` (:func:`depthwise_separable`);
+    ``width`` scales every stage's channels.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"blocknet needs images of shape (C, H, W), got input_shape {tuple(input_shape)}")
+    if block not in BLOCKS:
+        raise ValueError(f"unknown block {block!r}; expected one of {BLOCKS}")
+    make = {"standard": lambda a, b: nn.Sequential(*_conv_bn(a, b, 3)), "bottleneck": Bottleneck, "fire": Fire,
+            "depthwise": depthwise_separable}[block]
+    widths = _scaled(width, *channels)
+    layers: list[nn.Module] = _conv_bn(input_shape[0], widths[0], 3)
+    c = widths[0]
+    for out in widths[1:]:
+        layers += [make(c, out), make(out, out), nn.MaxPool2d(2)]
+        c = out
+    if min(input_shape[1:]) >> (len(widths) - 1) < 1:
+        raise ValueError(f"input {tuple(input_shape)} is too small for {len(widths) - 1} pooling stages")
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
+    return nn.Sequential(*layers)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet300_100": lenet300_100, "conv2": conv2, "conv4": conv4, "cnn1d": cnn1d, "mlp": mlp,
-    "vgg_bn": vgg_bn,
+    "vgg_bn": vgg_bn, "blocknet": blocknet,
 }
 
 
