@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import data
+from coursekit import claims, data
+
+
+def fashion_headline(test):
+    """Mark a lecture's headline test on Fashion-MNIST: slow, ``headline``, skipped without the data, run for the
+    seeds the notebook does not run (``claims.seeds``, default 1; ``make margins`` passes 0–4)."""
+    for mark in (pytest.mark.parametrize("seed", claims.seeds(default=(1,))),
+                 pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine"),
+                 pytest.mark.headline, pytest.mark.slow):
+        test = mark(test)
+    return test
 
 
 @pytest.fixture(scope="session")

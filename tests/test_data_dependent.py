@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from conftest import fashion_headline
 from coursekit import claims, data, data_dependent, plots
 
 SMALL = data_dependent.SaliencySettings(model="mlp", epochs=3, lr=1e-2, batch_size=64, densities=(0.2, 0.05),
@@ -91,10 +92,7 @@ def test_counts_beyond_the_layer_are_refused(digits, ran):
         data_dependent.mean_replacement(dataclasses.replace(SMALL, units_removed=(100,)), digits, ran["dense"])
 
 
-@pytest.mark.slow
-@pytest.mark.headline
-@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+@fashion_headline
 def test_lecture_07_headlines(seed):
     """Lecture 07's headline for a seed the notebook does not run."""
     ds = data.load("fashion_mnist", "ci")

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import fashion_headline
 from coursekit import claims, data, data_oblivious, lowrank, models, structured, why_sparsity
 
 TINY = data_oblivious.ObliviousSettings(epochs=2, budgets=(0.5,), finetune_epochs=1, filter_amounts=(0.5,),
@@ -133,10 +134,7 @@ def test_synapse_density_is_the_published_table():
     assert table["approximate"].sum() == 2 and "Huttenlocher" in why_sparsity.HUTTENLOCHER_1979
 
 
-@pytest.mark.slow
-@pytest.mark.headline
-@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+@fashion_headline
 def test_lecture_06_headlines(seed):
     """Lecture 06's headline for a seed the notebook does not run: fine-tuning recovers what pruning
     lost, a mild weight mask costs little once fine-tuned, filter pruning is measurably faster than a

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import pytest
 from matplotlib.figure import Figure
 
+from conftest import fashion_headline
 from coursekit import claims, data, gating, plots
 
 SMALL = gating.GatingSettings(epochs=3, lr=1e-2, batch_size=64, examples=400, densities=(0.3, 0.05),
@@ -98,10 +99,7 @@ def test_bad_settings_are_refused(change, message):
         dataclasses.replace(SMALL, **change)
 
 
-@pytest.mark.slow
-@pytest.mark.headline
-@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+@fashion_headline
 def test_lecture_08_headlines(seed):
     """Lecture 08's headline for a seed the notebook does not run."""
     ds = data.load("fashion_mnist", "ci")

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import pytest
 from matplotlib.figure import Figure
 
+from conftest import fashion_headline
 from coursekit import claims, data, layer_collapse
 
 SMALL = layer_collapse.CollapseSettings(hidden=(32, 32, 32), epochs=1, lr=1e-2, compressions=(2, 20, 200),
@@ -75,10 +76,7 @@ def test_an_unknown_method_is_refused(digits, pruned):
         layer_collapse.prune(SMALL, digits, model, "OBD", 10)
 
 
-@pytest.mark.slow
-@pytest.mark.headline
-@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+@fashion_headline
 def test_lecture_09_headlines(seed):
     """Lecture 09's headline for a seed the notebook does not run."""
     ds = data.load("fashion_mnist", "ci")

@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 
+from conftest import fashion_headline
 from coursekit import claims, data, lottery, lottery_tickets
 
 FAST = lottery.LotterySettings(model="mlp", epochs=2, rounds=3, prune_fraction_of_remaining=0.5,
@@ -140,10 +141,7 @@ def test_bad_settings(change, message):
         lottery.LotterySettings(**{**FAST.__dict__, **change})
 
 
-@pytest.mark.slow
-@pytest.mark.headline
-@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+@fashion_headline
 def test_winning_tickets_beat_both_controls(seed):
     """Lecture 02's headline for a seed the notebook does not run."""
     settings = lottery.LotterySettings(**{**lottery_tickets.PRESETS["ci"].__dict__, "seeds": (seed,)})

@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 
+from conftest import fashion_headline
 from coursekit import claims, data, pruning_basics, supermask
 
 SMALL = pruning_basics.BasicsSettings(model="mlp", epochs=2, lr=1e-2, batch_size=64, density=0.2,
@@ -57,10 +58,7 @@ def test_scope_comparison_protects_small_layers_only_when_layerwise(dense):
     assert scopes["global"].std() > 0  # global spends the budget unevenly
 
 
-@pytest.mark.slow
-@pytest.mark.headline
-@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+@fashion_headline
 def test_lecture_03_headlines(seed):
     """Lecture 03's headline for a seed the notebook does not run."""
     ds = data.load("fashion_mnist", "ci")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from conftest import fashion_headline
 from coursekit import claims, data, sparse_evolution
 from coursekit.core.masks import Mask
 
@@ -81,10 +82,7 @@ def test_bad_settings_are_refused(change, message):
         dataclasses.replace(SMALL, **change)
 
 
-@pytest.mark.slow
-@pytest.mark.headline
-@pytest.mark.skipif(data.locate("fashion_mnist") is None, reason="Fashion-MNIST not on this machine")
-@pytest.mark.parametrize("seed", claims.seeds(default=(1,)))
+@fashion_headline
 def test_lecture_10_headlines(seed):
     """Lecture 10's headline for a seed the notebook does not run."""
     ds = data.load("fashion_mnist", "ci")

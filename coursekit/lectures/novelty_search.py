@@ -115,6 +115,12 @@ def _draw_maze(ax, maze: mazes.Maze) -> None:
     ax.set_yticks([])
 
 
+def _draw_end_points(ax, result: SearchResult):
+    """Every generation's end points, coloured by generation; returns the scatter (for a colour bar)."""
+    generation = np.repeat(np.arange(len(result.finals)), [len(f) for f in result.finals])
+    return ax.scatter(*np.concatenate(result.finals).T, c=generation, cmap="viridis", s=5, alpha=0.6)
+
+
 def plot_mazes() -> Figure:
     """The medium and the hard map, with start, goal and the robot's size."""
     with styled():
@@ -134,12 +140,11 @@ def plot_behaviours(results: dict[tuple[str, int], SearchResult], seed: int, maz
         for ax, objective in zip(axes, OBJECTIVES, strict=True):
             result = results[(objective, seed)]
             _draw_maze(ax, mazes.MAZES[maze])
-            finals = np.concatenate(result.finals)
-            generation = np.repeat(np.arange(len(result.finals)), [len(f) for f in result.finals])
-            dots = ax.scatter(*finals.T, c=generation, cmap="viridis", s=5, alpha=0.6)
+            dots = _draw_end_points(ax, result)
             ax.plot(*result.best_path.T, color=COLORS[objective], lw=2, label="the robot that got closest")
             solved = "reached the goal" if result.solved_at is not None else "did not reach the goal"
-            ax.set_title(f"{objective} search: {len(finals):,} robots' end points ({solved})", fontsize=10)
+            ax.set_title(f"{objective} search: {dots.get_offsets().shape[0]:,} robots' end points ({solved})",
+                         fontsize=10)
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=3, fontsize="small", frameon=False)
         fig.colorbar(dots, ax=axes, shrink=0.8, label="generation")
     return fig
@@ -185,9 +190,7 @@ def plot_grid_choice(grid: dict[tuple[int, float], SearchResult], k: int, thresh
     with styled():
         fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.0), layout="constrained", width_ratios=[1.5, 1])
         _draw_maze(left, mazes.MAZES[maze])
-        finals = np.concatenate(chosen.finals)
-        generation = np.repeat(np.arange(len(chosen.finals)), [len(f) for f in chosen.finals])
-        left.scatter(*finals.T, c=generation, cmap="viridis", s=5, alpha=0.6)
+        _draw_end_points(left, chosen)
         left.set_title(f"k = {k}, threshold = {threshold:g}: end points; archive of "
                        f"{chosen.history['archive'].iloc[-1]} behaviours", fontsize=10)
         for (kk, tt), result in grid.items():

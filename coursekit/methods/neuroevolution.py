@@ -22,7 +22,6 @@ import neat
 import numpy as np
 import pandas as pd
 import torch
-from neat.graphs import feed_forward_layers
 from neat.nn import FeedForwardNetwork
 
 from coursekit.methods import maze as mazes
@@ -151,14 +150,10 @@ class PopulationNet:
     def __init__(self, genomes: list, config: neat.Config):
         g = config.genome_config
         self.inputs = g.num_inputs
-        nets, depth = [], 1
-        for genome in genomes:
-            nets.append(FeedForwardNetwork.create(genome, config))
-            connections = [c.key for c in genome.connections.values() if c.enabled]
-            depth = max(depth, len(feed_forward_layers(g.input_keys, g.output_keys, connections)[0]))
+        nets = [FeedForwardNetwork.create(genome, config) for genome in genomes]
         slots = max(1, max(len(n.node_evals) for n in nets))
         n, width = len(nets), self.inputs + slots
-        self.depth = depth
+        self.depth = 1
         self.weights = np.zeros((n, slots, width))
         self.bias = np.zeros((n, slots))
         self.activation = np.full((n, slots), g.activation_default, dtype=object)  # padding: any will do
@@ -166,7 +161,10 @@ class PopulationNet:
         for i, net in enumerate(nets):
             index = {key: j for j, key in enumerate(g.input_keys)}
             index.update({node: self.inputs + j for j, (node, *_) in enumerate(net.node_evals)})
+            level = dict.fromkeys(g.input_keys, 0)  # a node's layer: one past its deepest input's
             for j, (node, _act, _agg, bias, response, links) in enumerate(net.node_evals):
+                level[node] = 1 + max((level[source] for source, _ in links), default=0)
+                self.depth = max(self.depth, level[node])
                 self.bias[i, j] = bias
                 self.activation[i, j] = genomes[i].nodes[node].activation
                 for source, w in links:  # act(bias + response · Σ w·v) = act(bias + Σ (response·w)·v)
