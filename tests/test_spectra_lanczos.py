@@ -49,6 +49,25 @@ def test_hessian_vector_products_and_lanczos_match_the_explicit_hessian():
     ritz = torch.linalg.eigvalsh(t)  # both ends of the spectrum, negative curvature included
     torch.testing.assert_close(ritz[[0, -1]], exact[[-1, 0]], rtol=1e-8, atol=1e-10)
     assert exact[-1] < 0  # a non-convex loss
+    torch.testing.assert_close(op.matrix(rows=7), h, rtol=1e-10, atol=1e-12)  # batched products, in blocks
+
+
+def test_a_block_of_the_hessian_and_of_the_fisher():
+    model, (x, y) = tiny(), data(n=12)
+    h = explicit_hessian(model, x, y)
+    block = spectra.HessianOperator(model, x, y, params=["2.weight"])  # the last layer's 5 × 3 weights
+    first = 4 * 5 + 5  # parameters before it
+    torch.testing.assert_close(block.matrix(), h[first:first + 15, first:first + 15], rtol=1e-10, atol=1e-12)
+    rows = torch.cat([g["2.weight"].flatten(1) for g in
+                      spectra._gradient_chunks(model, x, y, "empirical", 12, None)])
+    torch.testing.assert_close(spectra.fisher_eigenvalues(model, x, y, params=["2.weight"]),
+                               torch.linalg.eigvalsh(rows.T @ rows / 12).flip(0)[:12].clamp(min=0),
+                               rtol=1e-8, atol=1e-12)
+    for bad in (["2.bias", "nope"], "2.weight", []):
+        with pytest.raises(ValueError, match="params must be a non-empty list of parameter names"):
+            spectra.HessianOperator(model, x, y, params=bad)
+        with pytest.raises(ValueError, match="params must be a non-empty list of parameter names"):
+            spectra.fisher_eigenvalues(model, x, y, params=bad)
 
 
 def test_slq_density_integrates_to_one_and_follows_the_spectrum():
@@ -62,6 +81,11 @@ def test_slq_density_integrates_to_one_and_follows_the_spectrum():
     assert torch.trapezoid(density, grid.double()).item() == pytest.approx(1.0, rel=1e-9)
     near_one = torch.trapezoid(density[(grid > 0) & (grid < 3)], grid.double()[(grid > 0) & (grid < 3)])
     assert near_one.item() == pytest.approx(0.75, abs=0.08)  # the explicit histogram: 150 of 200 at 1
+    nodes, weights = spectra.spectral_nodes(lambda v: matrix @ v, 200, steps=30, probes=20, generator=gen)
+    assert weights.sum().item() == pytest.approx(200)  # Σ w f(λ) ≈ tr f(A): f = 1 counts the dimension
+    assert (weights * nodes).sum().item() == pytest.approx(eigenvalues.sum().item(), rel=0.1)  # the trace
+    exact = spectra.effective_dimension(eigenvalues, 2.0)  # 150/3 + 50·5/7
+    assert spectra.effective_dimension(nodes.clamp(min=0), 2.0, weights) == pytest.approx(exact, rel=0.1)
 
 
 def test_gram_trick_fisher_equals_the_explicit_fisher():
@@ -85,13 +109,20 @@ def test_digits_input_covariance_spans_many_decades_gaussian_less_than_one(digit
     assert torch.log10(gaussian[0] / gaussian[-1]) < 1
 
 
-def test_effective_dimension():
+def test_effective_dimension_and_decades():
     assert spectra.effective_dimension(torch.tensor([100.0, 1.0, 0.01]), 1.0) == pytest.approx(
         100 / 101 + 0.5 + 0.01 / 1.01)
     with pytest.raises(ValueError, match="clamp"):
         spectra.effective_dimension(torch.tensor([1.0, -0.5]), 1.0)
-    with pytest.raises(ValueError, match="must be positive"):
-        spectra.effective_dimension(torch.tensor([1.0]), 0.0)
+    for z in (0.0, -1.0, True, "1"):
+        with pytest.raises(ValueError, match="must be a positive number"):
+            spectra.effective_dimension(torch.tensor([1.0]), z)
+    with pytest.raises(ValueError, match="weights must match"):
+        spectra.effective_dimension(torch.tensor([1.0, 2.0]), 1.0, torch.ones(3))
+    assert spectra.decades(torch.tensor([1e3, 1.0, 1e-2, 0.0, -1.0])) == pytest.approx(5.0)
+    assert spectra.decades(torch.tensor([1.0, 1e-20, 1e-3])) == pytest.approx(3.0)  # 1e-20: round-off of a zero
+    with pytest.raises(ValueError, match="at least one positive eigenvalue"):
+        spectra.decades(torch.tensor([0.0, -1.0]))
 
 
 def test_trajectory_pca_of_a_training_run(digits):

@@ -19,7 +19,7 @@ all at once with ``torch.func.vmap(grad(...))`` in chunks, not a Python loop.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -148,19 +148,23 @@ class FisherTrace:
 # ------------------------------------------------------------------ spectra (slide 14: sloppy spectra)
 
 def fisher_eigenvalues(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "empirical",
-                       k: int | None = None, chunk: int = 256,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       k: int | None = None, chunk: int = 256, generator: torch.Generator | None = None,
+                       params: Sequence[str] | None = None) -> torch.Tensor:
     """The largest eigenvalues of the Fisher ``F = (1/N) GᵀG``, ``G`` the ``N × P`` per-example gradients.
 
     ``F`` is ``P × P`` (P parameters, easily 10⁵); its non-zero eigenvalues are those of the
     ``N × N`` Gram matrix ``(1/N) G Gᵀ`` — the "Gram trick". Returns the top ``k`` (all ``N``
-    by default), descending, in float64. ``kind`` as in :func:`fisher_trace`.
+    by default), descending, in float64. ``kind`` as in :func:`fisher_trace`; ``params``
+    (names) restricts ``F`` to a diagonal block, e.g. one layer's weights.
     """
     _check_fisher_inputs(x, y, kind, chunk)
     n = x.shape[0]
     if k is not None and not 1 <= k <= n:
         raise ValueError(f"k must lie in 1..{n} (the Gram matrix is {n} × {n}), got {k}")
-    rows = [torch.cat([g.flatten(1) for g in grads.values()], dim=1).double()
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    if params is not None and (isinstance(params, str) or not params or any(q not in names for q in params)):
+        raise ValueError(f"params must be a non-empty list of parameter names among {names}, got {params!r}")
+    rows = [torch.cat([g.flatten(1) for name, g in grads.items() if params is None or name in params], dim=1).double()
             for grads in _gradient_chunks(model, x, y, kind, chunk, generator)]
     g = torch.cat(rows)
     eigenvalues = torch.linalg.eigvalsh(g @ g.T / n).flip(0).clamp(min=0)
@@ -171,23 +175,32 @@ class HessianOperator:
     """The Hessian of the mean cross-entropy of ``model`` on ``(x, y)`` as a matrix-free operator on flat vectors.
 
     :meth:`matvec` returns ``H v`` by double backpropagation (Pearlmutter 1994): the gradient
-    of ``∇L · v``, summed over ``chunk``-sized parts of the data so memory stays bounded. The
-    model runs in eval mode; ``dim`` is the number of parameters.
+    of ``∇L · v``, summed over ``chunk``-sized parts of the data so memory stays bounded.
+    ``params`` (names, default all trainable parameters) picks a diagonal block: the Hessian
+    with respect to those parameters only, e.g. one layer's weights. The model runs in eval
+    mode; ``dim`` is the number of parameters in the block.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000,
-                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+                 params: Sequence[str] | None = None):
         _check_labels(x, y)
         if x.shape[0] == 0 or chunk < 1:
             raise ValueError(f"need at least one input and chunk ≥ 1, got {x.shape[0]} inputs, chunk={chunk}")
+        named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        if params is not None:
+            unknown = [n for n in params if n not in named]
+            if isinstance(params, str) or unknown or not params:
+                raise ValueError(f"params must be a non-empty list of parameter names among {list(named)}, "
+                                 f"got {params!r}")
+            named = {n: named[n] for n in params}
         self.model, self.x, self.y, self.chunk, self.loss = model, x, y, chunk, loss
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.params = list(named.values())
         self.dim = sum(p.numel() for p in self.params)
 
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        if v.shape != (self.dim,):
-            raise ValueError(f"v must be a flat vector of the {self.dim} parameters, got shape {tuple(v.shape)}")
-        out = torch.zeros(self.dim, dtype=v.dtype, device=v.device)
+    def _products(self, v: torch.Tensor) -> torch.Tensor:
+        """``H vᵀ`` for the rows of ``v`` (``(dim,)`` or ``(m, dim)``): one graph per chunk of data, all rows at once."""
+        out = torch.zeros_like(v)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -199,11 +212,29 @@ class HessianOperator:
                                      f"{tuple(value.shape)}; pass e.g. reduction='mean'")
                 grads = torch.autograd.grad(value * xb.shape[0] / self.x.shape[0], self.params, create_graph=True)
                 flat = torch.cat([g.reshape(-1) for g in grads])
-                hv = torch.autograd.grad(flat @ v.to(flat.dtype), self.params)
-                out += torch.cat([h.reshape(-1) for h in hv]).to(v.dtype)
+                if v.ndim == 1:
+                    hv = torch.autograd.grad(flat @ v.to(flat.dtype), self.params)
+                    out += torch.cat([h.reshape(-1) for h in hv]).to(v.dtype)
+                else:
+                    hv = torch.autograd.grad(flat, self.params, grad_outputs=v.to(flat.dtype), is_grads_batched=True)
+                    out += torch.cat([h.reshape(v.shape[0], -1) for h in hv], dim=1).to(v.dtype)
         finally:
             self.model.train(was_training)
         return out
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        if v.shape != (self.dim,):
+            raise ValueError(f"v must be a flat vector of the {self.dim} parameters, got shape {tuple(v.shape)}")
+        return self._products(v)
+
+    def matrix(self, rows: int = 256) -> torch.Tensor:
+        """The explicit ``dim × dim`` Hessian (float64, symmetrised), ``rows`` columns of the identity at a time:
+        for a block or a network small enough to diagonalise."""
+        if rows < 1:
+            raise ValueError(f"rows must be ≥ 1, got {rows}")
+        eye = torch.eye(self.dim, dtype=torch.float64, device=self.params[0].device)
+        h = torch.cat([self._products(eye[i:i + rows]) for i in range(0, self.dim, rows)])
+        return (h + h.T) / 2
 
 
 def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, steps: int,
@@ -254,29 +285,40 @@ def top_eigenvalues(operator: HessianOperator, k: int = 5, steps: int | None = N
     return torch.linalg.eigvalsh(t).flip(0)[:k]
 
 
+def spectral_nodes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, steps: int = 40, probes: int = 4,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stochastic Lanczos quadrature (Ghorbani et al. 2019; Ubaru et al. 2017): nodes ``λᵢ`` and weights ``wᵢ``
+    with ``Σᵢ wᵢ f(λᵢ) ≈ tr f(A)`` for a symmetric operator ``A``.
+
+    For each of ``probes`` random ±1 vectors, ``steps`` Lanczos steps give nodes (the
+    eigenvalues of ``T``, from ``torch.linalg.eigh``) and weights (the squared first components
+    of its eigenvectors); the weights are scaled so that all of them sum to ``dim``.
+    """
+    if probes < 1 or steps < 1:
+        raise ValueError(f"need probes ≥ 1 and steps ≥ 1, got probes={probes}, steps={steps}")
+    nodes, weights = [], []
+    for _ in range(probes):
+        start = torch.randint(0, 2, (dim,), generator=generator, dtype=torch.float64) * 2 - 1  # Rademacher
+        t, _ = lanczos(matvec, dim, min(steps, dim), start=start)
+        values, vectors = torch.linalg.eigh(t)
+        nodes.append(values)
+        weights.append(vectors[0].pow(2) * dim / probes)
+    return torch.cat(nodes), torch.cat(weights)
+
+
 def spectral_density(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, grid: torch.Tensor,
                      steps: int = 40, probes: int = 4, sigma: float | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the eigenvalue density of the operator on ``grid``.
-
-    For each of ``probes`` random unit vectors, ``steps`` Lanczos steps give nodes ``λᵢ``
-    (eigenvalues of ``T``, from ``torch.linalg.eigh``) and weights ``τᵢ`` (the squared first
-    components of its eigenvectors); the density is the mean over probes of ``Σᵢ τᵢ N(t; λᵢ, σ²)``,
-    normalised to integrate to 1 over ``grid``. ``σ`` defaults to 1 % of the grid's span.
-    """
-    if grid.ndim != 1 or len(grid) < 2 or probes < 1:
-        raise ValueError(f"grid must be a 1-D tensor of ≥ 2 points and probes ≥ 1, got {tuple(grid.shape)}, {probes}")
+    """The eigenvalue density of the operator on ``grid``, from :func:`spectral_nodes` smoothed by Gaussians of
+    width ``σ`` (default: 1 % of the grid's span) and normalised to integrate to 1 over ``grid``."""
+    if grid.ndim != 1 or len(grid) < 2:
+        raise ValueError(f"grid must be a 1-D tensor of ≥ 2 points, got shape {tuple(grid.shape)}")
     grid = grid.double()
     sigma = float(grid[-1] - grid[0]) / 100 if sigma is None else sigma
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
-    density = torch.zeros_like(grid)
-    for _ in range(probes):
-        start = torch.randint(0, 2, (dim,), generator=generator, dtype=torch.float64) * 2 - 1  # Rademacher
-        t, _ = lanczos(matvec, dim, min(steps, dim), start=start)
-        nodes, vectors = torch.linalg.eigh(t)
-        weights = vectors[0].pow(2)
-        density += (weights[:, None] * torch.exp(-(grid[None] - nodes[:, None]).pow(2) / (2 * sigma**2))).sum(0)
+    nodes, weights = spectral_nodes(matvec, dim, steps, probes, generator)
+    density = (weights[:, None] * torch.exp(-(grid[None] - nodes[:, None]).pow(2) / (2 * sigma**2))).sum(0)
     return density / torch.trapezoid(density, grid)
 
 
@@ -289,20 +331,37 @@ def input_spectrum(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(centred.T @ centred / (flat.shape[0] - 1)).flip(0).clamp(min=0)
 
 
-def effective_dimension(eigenvalues: torch.Tensor, z: float) -> float:
+def effective_dimension(eigenvalues: torch.Tensor, z: float, weights: torch.Tensor | None = None) -> float:
     """``Σ λ / (λ + z)``: how many directions have curvature above the scale ``z`` (MacKay 1992; Maddox et al. 2020).
 
     Eigenvalues must be non-negative: a Hessian's may not be (a non-convex loss); pass ``λ.clamp(min=0)``
-    to count only positive curvature, or ``λ.abs()`` to count curvature of either sign.
+    to count only positive curvature, or ``λ.abs()`` to count curvature of either sign. With ``weights``
+    (the nodes and weights of :func:`spectral_nodes`), the sum is weighted: an estimate for an operator
+    too large to diagonalise.
     """
-    if not z > 0:
-        raise ValueError(f"z (the curvature scale) must be positive, got {z}")
+    if isinstance(z, bool) or not isinstance(z, int | float) or not z > 0:
+        raise ValueError(f"z (the curvature scale) must be a positive number, got {z!r}")
     values = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    if weights is not None and torch.as_tensor(weights).shape != values.shape:
+        raise ValueError(f"weights must match the eigenvalues one to one: {tuple(values.shape)} eigenvalues, "
+                         f"weights of shape {tuple(torch.as_tensor(weights).shape)}")
     if (values < 0).any():
         raise ValueError(f"effective dimension needs non-negative eigenvalues; got {int((values < 0).sum())} "
                          f"negative (smallest {float(values.min()):.3g}). Pass eigenvalues.clamp(min=0) to count "
                          "only positive curvature, or eigenvalues.abs() to count both signs")
-    return float((values / (values + z)).sum())
+    share = values / (values + z)
+    return float(share.sum() if weights is None else (torch.as_tensor(weights, dtype=torch.float64) * share).sum())
+
+
+def decades(eigenvalues: torch.Tensor, floor: float = 1e-12) -> float:
+    """How many powers of ten the positive eigenvalues span: ``log10(λ_max / λ_min)`` over those above
+    ``floor × λ_max`` (smaller ones are round-off of a zero eigenvalue, not curvature)."""
+    values = torch.as_tensor(eigenvalues, dtype=torch.float64).flatten()
+    if not 0 < floor < 1 or values.numel() == 0 or not values.max() > 0:
+        raise ValueError(f"need at least one positive eigenvalue and 0 < floor < 1, got {values.numel()} values "
+                         f"(largest {float(values.max()) if values.numel() else float('nan'):.3g}), floor={floor}")
+    kept = values[values > floor * values.max()]
+    return float(torch.log10(kept.max() / kept.min()))
 
 
 class WeightTrajectory:
