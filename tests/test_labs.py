@@ -1,9 +1,11 @@
-"""Labs 02, 03 and 04: each release check, and the points that common mistakes lose.
+"""Labs 02 to 05: each release check, and the points that common mistakes lose.
 
 (Lab 01 has its own, larger suite against hostile submissions: ``test_grading.py``.)
 Lab 02 — Q1 Taylor score (4 points: 3 + 1), Q2 OBD saliency (2: 1 + 1), Q3 mean replacement (4: 2 + 2).
 Lab 03 — Q1 ERK densities (3: 2 + 1), Q2 one SET step (4: 2 + 2), Q3 SynFlow scores (3: 2 + 1).
 Lab 04 — Q1 k-winners (4: 2 + 1 + 1), Q2 overlap probability (3: 1 + 1 + 1), Q3 novelty (3: 2 + 1).
+Lab 05 — Q1 Hessian-vector product (4: 2 + 1 + 1), Q2 top eigenvalue by Lanczos (3: 1 + 1 + 1),
+Q3 effective dimension (3: 2 + 1).
 """
 
 from __future__ import annotations
@@ -84,6 +86,36 @@ MEAN_OF_ALL_Q3 = '''def novelty(behaviour, population, archive, k):
     others = torch.cat([population, archive])
     return (others - behaviour).norm(dim=1).mean().item()  # every neighbour, not the k nearest
 '''
+MEAN_DIVIDED_AGAIN_Q1 = '''def hvp(model, x, y, v):
+    model.eval()
+    params = list(model.parameters())
+    loss = F.cross_entropy(model(x), y) / len(x)  # already the mean: divided by N a second time
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    return torch.cat([h.reshape(-1) for h in torch.autograd.grad(flat @ v, params)])
+'''
+NO_CREATE_GRAPH_Q1 = '''def hvp(model, x, y, v):
+    model.eval()
+    params = list(model.parameters())
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), params)  # no create_graph: cannot differentiate again
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    return torch.cat([h.reshape(-1) for h in torch.autograd.grad(flat @ v, params)])
+'''
+POWER_ITERATION_Q2 = '''def top_eigenvalue(matvec, dim, steps):
+    q = torch.randn(dim, dtype=torch.float64)
+    for _ in range(steps):  # power iteration: the eigenvalue of largest magnitude, and slowly
+        q = matvec(q)
+        q = q / q.norm()
+    return float(q @ matvec(q))
+'''
+Z_SQUARED_Q3 = '''def effective_dimension(eigenvalues, z):
+    if not z > 0:
+        raise ValueError(f"z must be positive, got {z}")
+    values = torch.as_tensor(eigenvalues).double()
+    if (values < 0).any():
+        raise ValueError("negative eigenvalues: pass eigenvalues.clamp(min=0) or eigenvalues.abs()")
+    return float((values / (values + z**2)).sum())  # z squared: the same as z only at z = 1
+'''
 # lab → (its answers replaced by a mistake: (points earned, {question: a phrase its message must hold}))
 LABS_UNDER_TEST = {
     "lab02_saliency": {
@@ -100,6 +132,12 @@ LABS_UNDER_TEST = {
         "ties_over_k_in_q1": ({"q1-answer": THRESHOLD_TIES_Q1}, 9, {"q1": "exactly k"}),
         "float_overflow_in_q2": ({"q2-answer": FLOAT_PRODUCT_Q2}, 9, {"q2": "log space"}),
         "mean_of_all_distances_in_q3": ({"q3-answer": MEAN_OF_ALL_Q3}, 8, {"q3": "k nearest"}),
+    },
+    "lab05_spectra": {
+        "mean_divided_again_in_q1": ({"q1-answer": MEAN_DIVIDED_AGAIN_Q1}, 7, {"q1": "divided by N twice"}),
+        "no_create_graph_in_q1": ({"q1-answer": NO_CREATE_GRAPH_Q1}, 6, {"q1": "create_graph=True"}),
+        "power_iteration_in_q2": ({"q2-answer": POWER_ITERATION_Q2}, 8, {"q2": "largest in magnitude"}),
+        "z_squared_in_q3": ({"q3-answer": Z_SQUARED_Q3}, 8, {"q3": "z²"}),
     },
 }
 

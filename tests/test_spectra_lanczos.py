@@ -133,6 +133,11 @@ def test_trajectory_pca_of_a_training_run(digits):
     shares = recorder.pca()
     assert len(shares) == len(recorder.snapshots) and shares.sum().item() == pytest.approx(1.0)
     assert shares[0] > 0.5 and shares[:3].sum() > 0.9  # training moves mostly along a few directions
+    coords = recorder.coordinates(3)
+    variance = coords.pow(2).sum(0)
+    torch.testing.assert_close(variance / recorder.coordinates(len(shares)).pow(2).sum(), shares[:3])
+    with pytest.raises(ValueError, match=r"k must lie in 1\.\."):
+        recorder.coordinates(0)
     with pytest.raises(ValueError, match="at least two snapshots"):
         spectra.WeightTrajectory().pca()
 

@@ -28,6 +28,18 @@ def test_interactive_plot_redraws_on_change():
     assert calls == [1, 3]
 
 
+def test_interactive_plot_shows_text_too_and_closes_only_figures():
+    from IPython.display import Markdown
+
+    picker = W.SelectMultiple(options=["a", "b"], value=("a",))
+    box = widgets.interactive_plot(lambda chosen: Markdown(", ".join(chosen)), chosen=picker)
+    picker.value = ("a", "b")
+    assert isinstance(box.children[1], W.Output)
+    before = len(plt.get_fignums())
+    widgets.interactive_plot(lambda a: _plot(a=a), a=W.IntSlider(value=1))
+    assert len(plt.get_fignums()) == before  # the figure was shown, then closed
+
+
 def test_run_comparer_runs_on_click_and_caches():
     calls = []
 

@@ -21,15 +21,17 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 
-def _show(out: W.Output, fig: Figure) -> None:
+def _show(out: W.Output, shown: Any) -> None:
     out.clear_output(wait=True)
     with out:
-        display(fig)
-    plt.close(fig)
+        display(shown)
+    if isinstance(shown, Figure):
+        plt.close(shown)
 
 
-def interactive_plot(plot: Callable[..., Figure], **controls: W.ValueWidget) -> W.VBox:
-    """Controls above the figure ``plot(**values)``, redrawn on every change."""
+def interactive_plot(plot: Callable[..., Any], **controls: W.ValueWidget) -> W.VBox:
+    """Controls above the figure ``plot(**values)``, redrawn on every change (``plot`` may also return
+    anything else IPython displays, e.g. ``IPython.display.Markdown``)."""
     out = W.Output()
 
     def redraw(**values: Any) -> None:

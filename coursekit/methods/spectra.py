@@ -379,10 +379,21 @@ class WeightTrajectory:
         if ctx.step % self.every == 0:
             self.record(ctx.model)
 
-    def pca(self) -> torch.Tensor:
-        """The share of the trajectory's variance along each principal direction, descending (sums to 1)."""
+    def _centred(self) -> torch.Tensor:
         if len(self.snapshots) < 2:
             raise ValueError(f"need at least two snapshots of the weights, have {len(self.snapshots)}")
         path = torch.stack(self.snapshots)
-        singular = torch.linalg.svdvals(path - path.mean(0))
+        return path - path.mean(0)
+
+    def pca(self) -> torch.Tensor:
+        """The share of the trajectory's variance along each principal direction, descending (sums to 1)."""
+        singular = torch.linalg.svdvals(self._centred())
         return singular.pow(2) / singular.pow(2).sum()
+
+    def coordinates(self, k: int = 2) -> torch.Tensor:
+        """Each snapshot's coordinates along the first ``k`` principal directions: ``(snapshots, k)``."""
+        centred = self._centred()
+        if not 1 <= k <= min(centred.shape):
+            raise ValueError(f"k must lie in 1..{min(centred.shape)} (snapshots and weights), got {k}")
+        u, singular, _ = torch.linalg.svd(centred, full_matrices=False)
+        return u[:, :k] * singular[:k]

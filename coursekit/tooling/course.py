@@ -70,12 +70,12 @@ TOPICS = (
     Topic(12, "novelty", "Novelty search", "13", "Lehman & Stanley 2011",
           ("novelty_search", "novelty", "maze", "neuroevolution")),
     Topic(13, "sparse_architectures", "Architectures sparsified by hand", "14",
-          "Iandola et al. 2016; Howard et al. 2017"),
+          "Iandola et al. 2016; Howard et al. 2017", ("sparse_architectures",)),
     Topic(14, "double_descent", "Sparse double descent", "14", "He et al. 2022",
           ("sparse_double_descent", "double_descent")),
     Topic(15, "sloppy_spectra", "Sloppy spectra and low-dimensional training", "14",
-          "Yang, Mao & Chaudhari 2022; Mao et al. 2024"),
-    Topic(16, "summary", "Summary and open directions", "15", "—"),
+          "Yang, Mao & Chaudhari 2022; Mao et al. 2024", ("sloppy_spectra",)),
+    Topic(16, "summary", "Summary and open directions", "15", "—", ("directions",)),
 )
 
 
