@@ -50,6 +50,16 @@ def test_hessian_vector_products_and_lanczos_match_the_explicit_hessian():
     torch.testing.assert_close(ritz[[0, -1]], exact[[-1, 0]], rtol=1e-8, atol=1e-10)
     assert exact[-1] < 0  # a non-convex loss
     torch.testing.assert_close(op.matrix(rows=7), h, rtol=1e-10, atol=1e-12)  # batched products, in blocks
+    fresh = spectra.HessianOperator(model, x, y, chunk=15, keep_graph=False)  # rebuilt for every product
+    torch.testing.assert_close(fresh.matvec(v), h @ v, rtol=1e-10, atol=1e-12)
+    calls = []
+    counted = spectra.HessianOperator(model, x, y)
+    counted.matvec = lambda u: calls.append(1) or op.matvec(u)
+    quick = spectra.top_eigenvalues(counted, k=2, tol=1e-6, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(quick, exact[:2], rtol=1e-5, atol=0)
+    assert len(calls) < 30  # stopped once the top two stopped moving
+    with pytest.raises(ValueError, match="tol must be a positive"):
+        spectra.top_eigenvalues(op, k=2, tol=0.0)
 
 
 def test_a_block_of_the_hessian_and_of_the_fisher():

@@ -43,9 +43,9 @@ class DoubleDescentSettings(SweepSettings):
 _CI_DENSITIES = (1.0, 0.5, 0.25, 0.15, 0.1, 0.07, 0.05, 0.035, 0.025, 0.015, 0.008)
 PRESETS = {
     "ci": DoubleDescentSettings(densities=_CI_DENSITIES),
-    "cpu": DoubleDescentSettings(hidden=(256, 256), epochs=200, train_size=1_000, seeds=(0, 1, 2),
-                                 densities=(1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.09, 0.07, 0.05, 0.035, 0.025,
-                                            0.018, 0.012, 0.008, 0.005)),
+    "cpu": DoubleDescentSettings(hidden=(256, 256), epochs=150, train_size=1_000, seeds=(0, 1, 2),
+                                 densities=(1.0, 0.6, 0.35, 0.25, 0.18, 0.12, 0.09, 0.07, 0.05, 0.035, 0.025, 0.018,
+                                            0.012, 0.006)),
     "gpu": DoubleDescentSettings(dataset="fashion_mnist", hidden=(512, 512), epochs=200, train_size=10_000,
                                  seeds=(0, 1, 2), noise=(0.0, 0.2, 0.4, 0.6),
                                  densities=tuple(round(0.8**i, 4) for i in range(0, 30, 2))),

@@ -178,12 +178,16 @@ class HessianOperator:
     of ``∇L · v``, summed over ``chunk``-sized parts of the data so memory stays bounded.
     ``params`` (names, default all trainable parameters) picks a diagonal block: the Hessian
     with respect to those parameters only, e.g. one layer's weights. The model runs in eval
-    mode; ``dim`` is the number of parameters in the block.
+    mode; ``dim`` is the number of parameters in the block. With ``keep_graph`` (the default)
+    each chunk's gradient graph is built once and reused by every product, so a product costs
+    one backward pass instead of a forward and two backward passes (as in PyHessian); memory
+    then grows with the data, and the operator is for the weights as they were at the first
+    product. ``keep_graph=False`` rebuilds it every time.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000,
                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
-                 params: Sequence[str] | None = None):
+                 params: Sequence[str] | None = None, keep_graph: bool = True):
         _check_labels(x, y)
         if x.shape[0] == 0 or chunk < 1:
             raise ValueError(f"need at least one input and chunk ≥ 1, got {x.shape[0]} inputs, chunk={chunk}")
@@ -237,14 +241,24 @@ class HessianOperator:
         return (h + h.T) / 2
 
 
+def _tridiagonal(alphas: list[torch.Tensor], betas: list[torch.Tensor]) -> torch.Tensor:
+    t = torch.diag(torch.stack(alphas))
+    if len(alphas) > 1:
+        off = torch.stack(betas[: len(alphas) - 1])
+        t += torch.diag(off, 1) + torch.diag(off, -1)
+    return t
+
+
 def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, steps: int,
             start: torch.Tensor | None = None, generator: torch.Generator | None = None,
-            dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+            dtype: torch.dtype = torch.float64,
+            stop: Callable[[torch.Tensor], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` Lanczos iterations with full reorthogonalisation for a symmetric operator.
 
     Returns the tridiagonal matrix ``T`` (``m × m``, ``m ≤ steps``: it stops early when the
-    Krylov space is exhausted) and the Lanczos basis ``Q`` (``dim × m``). The eigenvalues of
-    ``T`` (Ritz values) approximate the extreme eigenvalues of the operator first.
+    Krylov space is exhausted, or when ``stop(T)`` is true after a step) and the Lanczos basis
+    ``Q`` (``dim × m``). The eigenvalues of ``T`` (Ritz values) approximate the extreme
+    eigenvalues of the operator first.
     """
     if steps < 1 or steps > dim:
         raise ValueError(f"steps must lie in 1..{dim} (the operator's size), got {steps}")
@@ -261,27 +275,36 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, steps: int
         beta = w.norm()
         if i == steps - 1 or beta <= 1e-10 * max(1.0, float(alpha.abs())):
             break
+        if stop is not None and stop(_tridiagonal(alphas, betas)):
+            break
         betas.append(beta)
         basis.append(w / beta)
-    m = len(alphas)
-    t = torch.diag(torch.stack(alphas))
-    if m > 1:
-        off = torch.stack(betas[: m - 1])
-        t += torch.diag(off, 1) + torch.diag(off, -1)
-    return t, torch.stack(basis[:m], 1)
+    return _tridiagonal(alphas, betas), torch.stack(basis[: len(alphas)], 1)
 
 
 def top_eigenvalues(operator: HessianOperator, k: int = 5, steps: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, tol: float | None = None) -> torch.Tensor:
     """The ``k`` largest eigenvalues of ``operator`` (e.g. a :class:`HessianOperator`) by Lanczos, descending.
 
-    ``steps`` defaults to ``max(3k, 30)`` (capped at the operator's size); extreme eigenvalues
-    converge first, so a few dozen steps give the top ones to many digits.
+    ``steps`` (the most) defaults to ``max(3k, 30)`` (capped at the operator's size); extreme
+    eigenvalues converge first, so a few dozen steps give the top ones to many digits. With
+    ``tol``, it stops as soon as no top-``k`` Ritz value moved by more than ``tol`` (relative) in
+    the last step.
     """
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= operator.dim:
         raise ValueError(f"k must be an int in 1..{operator.dim} (the number of parameters), got {k!r}")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"tol must be a positive relative change, got {tol!r}")
     steps = min(operator.dim, steps or max(3 * k, 30))
-    t, _ = lanczos(operator.matvec, operator.dim, steps, generator=generator)
+    last = [torch.empty(0)]  # the previous step's top-k Ritz values
+
+    def converged(t: torch.Tensor) -> bool:
+        ritz = torch.linalg.eigvalsh(t).flip(0)[:k]
+        done = len(ritz) == len(last[0]) == k and bool(((ritz - last[0]).abs() <= tol * ritz.abs()).all())
+        last[0] = ritz
+        return done
+
+    t, _ = lanczos(operator.matvec, operator.dim, steps, generator=generator, stop=converged if tol else None)
     return torch.linalg.eigvalsh(t).flip(0)[:k]
 
 
