@@ -111,9 +111,10 @@ def linear_layers(model: nn.Module) -> list[str]:
 def layer_spectra(model: nn.Module, data: datasets.Dataset, settings: SpectraSettings,
                   seed: int = 0) -> pd.DataFrame:
     """Every Linear layer's three spectra, exact, in one long table (``layer``, ``matrix``, ``rank``,
-    ``eigenvalue``, descending per layer and matrix): the covariance of the layer's inputs (the data for the
-    first layer), and the blocks of the Hessian and of the (true) Fisher of the mean cross-entropy with respect
-    to its weights, on the first ``examples`` training examples; all in float64."""
+    ``eigenvalue``, descending per layer and matrix): the covariance of the layer's inputs over the whole
+    training split (the data for the first layer), and the blocks of the Hessian and of the (true) Fisher of
+    the mean cross-entropy with respect to its weights, on the first ``examples`` training examples; all in
+    float64."""
     x, y = _examples(settings, data)
     model = copy.deepcopy(model).double()
     modules = dict(model.named_modules())
@@ -122,7 +123,7 @@ def layer_spectra(model: nn.Module, data: datasets.Dataset, settings: SpectraSet
              for name in linear_layers(model)]
     try:
         with torch.no_grad():
-            model.eval()(x)
+            model.eval()(data.x_train.double())
     finally:
         for h in hooks:
             h.remove()

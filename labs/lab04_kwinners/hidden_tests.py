@@ -13,30 +13,7 @@ import torch
 from coursekit.methods.kwinners import k_winners as reference_k_winners
 from coursekit.methods.novelty import novelty_scores
 from coursekit.methods.overlap import overlap_probability as reference_overlap
-from coursekit.tooling.grading.checks import check, close
-
-
-def _inputs(recipe: str) -> dict:
-    """The tensors that a probe's recipe builds, built again here (same seeds, same numbers on CPU)."""
-    scope = {"torch": torch}
-    exec(recipe, scope)  # our own recipe text below, never the student's
-    return scope
-
-
-# a probe helper: a call's value, or the error it raised, as JSON (a non-finite float as its text)
-SAFE = """
-def safe(f, *args):
-    try:
-        value = float(f(*args))
-    except Exception as err:
-        return f"{type(err).__name__}: {err}"[:200]
-    return value if math.isfinite(value) else str(value)
-"""
-
-
-def _error_name(value: object) -> str | None:
-    return value.split(":")[0] if isinstance(value, str) else None
-
+from coursekit.tooling.grading.checks import SAFE_CALL, check, close, error_name, rebuild
 
 # ---------------------------------------------------------------- Q1: k-winners
 RANDOM_ROWS = """
@@ -53,7 +30,7 @@ def q1_keeps_the_k_largest_per_row(evidence, reference):
     """The k largest values of each row of a random 6 × 20 tensor, for k = 1, 5 and 20."""
     if not evidence["input_kept"]:
         return False, "k_winners changed its input x: return a new tensor"
-    x = _inputs(RANDOM_ROWS)["x"]
+    x = rebuild(RANDOM_ROWS)["x"]
     for k, got in evidence["out"].items():
         expected = reference_k_winners(x, int(k)).double().tolist()
         if close(got, expected):
@@ -135,10 +112,10 @@ def _wrong(cases, evidence, expected) -> list[str]:
     return [f"{case}: expected {e if isinstance(e, str) else f'{e:.6g}'}, got "
             f"{g if isinstance(g, str) else f'{g:.6g}'}"
             for case, g, e in zip(cases, evidence, expected, strict=True)
-            if not (close(g, e, **TOLERANCE) or (isinstance(e, str) and _error_name(g) == e))]
+            if not (close(g, e, **TOLERANCE) or (isinstance(e, str) and error_name(g) == e))]
 
 
-@check("q2", points=1, probe=SAFE + f"""
+@check("q2", points=1, probe=SAFE_CALL + f"""
 evidence = [safe(overlap_probability, *case) for case in {SMALL}]
 """)
 def q2_small_cases(evidence, reference):
@@ -149,7 +126,7 @@ def q2_small_cases(evidence, reference):
     return True, "overlap probabilities: correct"
 
 
-@check("q2", points=1, probe=SAFE + f"""
+@check("q2", points=1, probe=SAFE_CALL + f"""
 evidence = [safe(overlap_probability, *case) for case in {LARGE}]
 """)
 def q2_large_n(evidence, reference):
@@ -157,7 +134,7 @@ def q2_large_n(evidence, reference):
     broken = [(case, g) for case, g in zip(LARGE, evidence, strict=True) if isinstance(g, str)]
     if broken:
         case, got = broken[0]
-        if got in ("nan", "inf", "-inf") or _error_name(got) == "OverflowError":
+        if got in ("nan", "inf", "-inf") or error_name(got) == "OverflowError":
             return False, (f"for (n, a, s, θ) = {case} your function gave {got}: the binomial coefficients "
                            "overflow a float for n in the thousands (C(2000, 400) ≈ 1e433); add their logarithms "
                            "(math.lgamma) and exponentiate each term in log space instead")
@@ -168,7 +145,7 @@ def q2_large_n(evidence, reference):
     return True, "large n: correct (log space)"
 
 
-@check("q2", points=1, probe=SAFE + f"""
+@check("q2", points=1, probe=SAFE_CALL + f"""
 evidence = [safe(overlap_probability, *case) for case in {EDGES}]
 """)
 def q2_edges(evidence, reference):
@@ -180,7 +157,7 @@ def q2_edges(evidence, reference):
            "θ > min(a, s) must raise ValueError (no overlap can reach θ)",
            "θ > min(a, s) must raise ValueError (no overlap can reach θ)"]
     for case, got, exp, reason in zip(EDGES, evidence, expected, why, strict=True):
-        if not (close(got, exp, **TOLERANCE) or (isinstance(exp, str) and _error_name(got) == exp)):
+        if not (close(got, exp, **TOLERANCE) or (isinstance(exp, str) and error_name(got) == exp)):
             exp = exp if isinstance(exp, str) else f"{exp:.6g}"
             return False, f"{case}: expected {exp}, got {got}; {reason}"
     return True, "θ = 0, impossible overlaps and θ > min(a, s): correct"
@@ -206,7 +183,7 @@ for people, arch, i, k in [{", ".join(f"({p}, {a}, {i}, {k})" for p, a, i, k in 
 """)
 def q3_novelty_in_a_crowd(evidence, reference):
     """Novelty of four individuals of a random population, with an archive, k from 1 to 15."""
-    t = _inputs(CROWDS)
+    t = rebuild(CROWDS)
     expected, all_mean, no_archive = [], [], []
     for p, a, i, k in CROWD_CASES:
         expected.append(float(novelty_scores(t[p], t[a], k)[i]))
@@ -240,13 +217,13 @@ EDGE_CASES = [("few", "few_archive", 10, "fewer than k neighbours (5, k = 10): t
                                             "distance 0: do not leave it out")]
 
 
-@check("q3", points=1, probe=SAFE + SMALL_WORLDS + f"""
+@check("q3", points=1, probe=SAFE_CALL + SMALL_WORLDS + f"""
 evidence = [safe(novelty, me, people, arch, k)
             for people, arch, k in [{", ".join(f"({p}, {a}, {k})" for p, a, k, _ in EDGE_CASES)}]]
 """)
 def q3_few_neighbours_empty_archive_and_twins(evidence, reference):
     """Fewer than k neighbours; an empty archive; a twin at distance 0."""
-    t = _inputs(SMALL_WORLDS)
+    t = rebuild(SMALL_WORLDS)
     for (p, a, k, why), got in zip(EDGE_CASES, evidence, strict=True):
         expected = float(novelty_scores(torch.cat([t["me"][None], t[p]]), t[a], k)[0])
         if not close(got, expected, **NOVELTY_TOLERANCE):

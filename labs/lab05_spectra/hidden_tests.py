@@ -10,30 +10,7 @@ from the probe's recipe. Each judge also recognises the common mistakes and says
 import torch
 
 from coursekit.methods.spectra import effective_dimension as reference_effective_dimension
-from coursekit.tooling.grading.checks import check, close
-
-
-def _inputs(recipe: str) -> dict:
-    """The tensors that a probe's recipe builds, built again here (same seeds, same numbers on CPU)."""
-    scope = {"torch": torch}
-    exec(recipe, scope)  # our own recipe text below, never the student's
-    return scope
-
-
-# a probe helper: a call's value, or the error it raised, as JSON (a non-finite float as its text)
-SAFE = """
-def safe(f, *args):
-    try:
-        value = float(f(*args))
-    except Exception as err:
-        return f"{type(err).__name__}: {err}"[:200]
-    return value if math.isfinite(value) else str(value)
-"""
-
-
-def _error_name(value: object) -> str | None:
-    return value.split(":")[0] if isinstance(value, str) else None
-
+from coursekit.tooling.grading.checks import SAFE_CALL, check, close, error_name, rebuild
 
 # ---------------------------------------------------------------- Q1: Hessian-vector products
 # a probe helper: hvp's value, or the error it raised
@@ -267,7 +244,7 @@ def counted(u):
 """
 
 
-@check("q2", points=1, probe=SAFE + NETWORK + """
+@check("q2", points=1, probe=SAFE_CALL + NETWORK + """
 evidence = {"top": safe(top_eigenvalue, counted, hessian.shape[0], 12), "calls": len(calls),
             "exact": float(torch.linalg.eigvalsh(hessian)[-1])}
 """)
@@ -305,13 +282,13 @@ def _mistaken(name: str, values: torch.Tensor, z: float) -> float:
     return float(terms.mean()) if name == "the mean" and len(values) else float(terms.sum())
 
 
-@check("q3", points=2, probe=SAFE + SPECTRA + f"""
+@check("q3", points=2, probe=SAFE_CALL + SPECTRA + f"""
 evidence = [safe(effective_dimension, spectrum, z)
             for spectrum, z in [{", ".join(f"({s}, {z!r})" for s, z in VALUE_CASES)}]]
 """)
 def q3_values(evidence, reference):
     """Σ λ/(λ + z) on a sloppy spectrum (400 values, 1e-6 … 1e3) at three scales, with zeros, in float32, empty."""
-    t = _inputs(SPECTRA)
+    t = rebuild(SPECTRA)
     wrong = []
     for (name, z), got in zip(VALUE_CASES, evidence, strict=True):
         expected = reference_effective_dimension(t[name], z)
@@ -330,7 +307,7 @@ def q3_values(evidence, reference):
     return False, f"N_eff of the spectrum '{name}' at z = {z:g}: expected {expected:.6g}, got {got}"
 
 
-@check("q3", points=1, probe=SAFE + """
+@check("q3", points=1, probe=SAFE_CALL + """
 positive = torch.tensor([1.0, 2.0, 0.5])
 evidence = {"z = 0": safe(effective_dimension, positive, 0.0),
             "z = -2": safe(effective_dimension, positive, -2.0),
@@ -344,8 +321,8 @@ def q3_errors(evidence, reference):
                       ("a negative eigenvalue", "do not clamp or drop negative eigenvalues silently: the caller "
                                                 "must choose clamp(min=0) or abs()")):
         got = evidence[case]
-        if _error_name(got) != "ValueError":
-            got = "no error" if not isinstance(got, str) or _error_name(got) in ("nan", "inf", "-inf") else got
+        if error_name(got) != "ValueError":
+            got = "no error" if not isinstance(got, str) or error_name(got) in ("nan", "inf", "-inf") else got
             return False, f"{case} must raise ValueError, got {got}: {why}"
     if evidence["all zero"] != 0.0:
         return False, f"eigenvalues that are all 0 give N_eff = 0 (each counts 0), got {evidence['all zero']}"

@@ -53,6 +53,35 @@ def check(question: str, points: float, probe: str) -> Callable[[Judge], Judge]:
     return add
 
 
+# Source text for a probe (paste it into the probe, which also imports math): ``safe(f, *args)`` is the call's
+# value as a float, or the error it raised as text — JSON either way (a non-finite float as its text).
+SAFE_CALL = """
+def safe(f, *args):
+    try:
+        value = float(f(*args))
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"[:200]
+    return value if math.isfinite(value) else str(value)
+"""
+
+
+def error_name(value: object) -> str | None:
+    """The exception's name in a :data:`SAFE_CALL` result (``"ValueError"``), or None for a value."""
+    return value.split(":")[0] if isinstance(value, str) else None
+
+
+def rebuild(recipe: str) -> dict:
+    """The names a probe's recipe defines, built again in the grader (same seeds, same numbers on CPU).
+
+    Only for the lab's own recipe text, never for anything the student wrote.
+    """
+    import torch  # the recipes build tensors; imported here so the grader's other paths need no torch
+
+    scope = {"torch": torch}
+    exec(recipe, scope)
+    return scope
+
+
 def close(evidence: object, reference: object, rel: float = 1e-6, abs_: float = 1e-9) -> bool:
     """Whether ``evidence`` equals ``reference`` within ``abs_ + rel·|reference|`` number by number,
     through nested dicts and lists of the same keys and lengths; a non-finite number never matches.
