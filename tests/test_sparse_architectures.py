@@ -29,6 +29,7 @@ def test_recalibrate_sets_the_running_statistics_to_the_data(small):
     with torch.no_grad():
         out = net[0](small.x_train)
     torch.testing.assert_close(stem.running_mean, out.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert stem.momentum == 0.1 and net.training  # the net trains on as before
 
 
 def test_sweep_counts_the_weights_left_and_compare_counts_the_blocks(small):

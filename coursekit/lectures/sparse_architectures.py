@@ -27,7 +27,7 @@ from coursekit.core.claims import Claim
 from coursekit.core.plots import percent, remaining_axis, rows_where, styled
 from coursekit.core.train import TrainSettings, evaluate, fit
 from coursekit.methods.sparse_speed import measure_latency
-from coursekit.methods.structured import count_flops
+from coursekit.methods.structured import count_flops, count_parameters
 
 BLOCK_COLORS = {"standard": "#444444", "bottleneck": "#0072B2", "fire": "#009E73", "depthwise": "#D55E00"}
 
@@ -120,7 +120,7 @@ def compare(nets: dict[tuple[str, float], nn.Module], data: datasets.Dataset,
     chosen = {block: nets[(block, settings.width)] for block in models.BLOCKS}
     x = data.x_test[: settings.timing_batch]
     latency = measure_latency(chosen, x, baseline="standard")
-    rows = [{"block": block, "weights": sum(p.numel() for p in net.parameters()),
+    rows = [{"block": block, "weights": count_parameters(net),
              "MACs": count_flops(net, data.input_shape), "test_acc": evaluate(net, data.x_test, data.y_test)["acc"],
              "forward ms": 1e3 * latency.loc[block, "latency_s"], "speed-up": latency.loc[block, "speedup"]}
             for block, net in chosen.items()]
@@ -131,14 +131,19 @@ def compare(nets: dict[tuple[str, float], nn.Module], data: datasets.Dataset,
 def recalibrate(net: nn.Module, x: torch.Tensor, batch: int = 512) -> None:
     """Re-estimate every BatchNorm's running statistics on ``x`` (pruning changes what each layer sees)."""
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the batches below
     was_training = net.training
     net.train()
-    for start in range(0, len(x), batch):
-        net(x[start:start + batch])
-    net.train(was_training)
+    try:
+        for start in range(0, len(x), batch):
+            net(x[start:start + batch])
+    finally:
+        net.train(was_training)
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum  # further training updates the statistics as before
 
 
 def prune_sweep(nets: dict[tuple[str, float], nn.Module], data: datasets.Dataset,
@@ -147,7 +152,7 @@ def prune_sweep(nets: dict[tuple[str, float], nn.Module], data: datasets.Dataset
     re-estimated, no retraining: ``block``, ``width``, ``density``, ``weights left``, ``test_acc``."""
     rows = []
     for (block, width), net in nets.items():
-        total = sum(p.numel() for p in net.parameters())
+        total = count_parameters(net)
         for density in settings.densities:
             pruned = copy.deepcopy(net)
             if density < 1:
