@@ -12,7 +12,7 @@ def test_list_names_every_topic(capsys):
     out = capsys.readouterr().out
     assert "lectures/00_index.ipynb" in out and "Sparse double descent" in out
     header, first = out.splitlines()[:2]
-    assert header.split()[:2] == ["#", "title"] and first.split()[0] == "0"  # a plain table, no index row
+    assert header.split()[:2] == ["#", "title"] and first.split()[0] == "00"  # numbered like the notebooks, no index row
     assert "lectures.lottery_tickets, methods.lottery, methods.rewind" in out
 
 

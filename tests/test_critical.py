@@ -44,6 +44,18 @@ def test_sweep_table_has_a_gap_per_run(digits):
     fisher = sweep.fisher
     assert set(fisher["kind"]) == {"true", "empirical"}
     assert sorted(fisher.loc[fisher["until_epoch"] == 1, "epoch"].unique()) == [0, 1, 2]
+    peaks = critical.fisher_peaks(fisher)
+    assert list(peaks.index) == [0, 1] and list(peaks["last_epoch"]) == [1, 2]
+    assert ((peaks["final_over_peak"] > 0) & (peaks["final_over_peak"] <= 1)).all()
+
+
+def test_fisher_peaks_finds_rise_then_fall():
+    import pandas as pd
+
+    rows = [{"epoch": e, "layer": layer, "kind": "true", "trace": t / 2, "until_epoch": 0}
+            for e, t in enumerate([1.0, 8.0, 4.0, 2.0]) for layer in ("0 Conv2d", "3 Linear")]
+    peaks = critical.fisher_peaks(pd.DataFrame(rows))
+    assert peaks.loc[0, "peak_epoch"] == 1 and peaks.loc[0, "final_over_peak"] == pytest.approx(0.25)
 
 
 @pytest.mark.headline

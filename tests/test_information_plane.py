@@ -55,6 +55,16 @@ def test_information_plane_rows():
     assert (binned["I_XT"] <= 12 + 1e-9).all() and (binned["I_YT"] <= binned["I_XT"] + 1e-9).all()
 
 
+def test_compression_is_what_each_layer_loses_after_its_peak():
+    rows = [{"epoch": e, "layer": layer, "estimator": "binned", "activation": "tanh", "I_XT": v, "I_YT": 0.0}
+            for layer, values in (("layer 1", [2.0, 6.0, 4.5]), ("layer 2", [1.0, 2.0, 3.0]))
+            for e, v in zip((0, 10, 100), values, strict=True)]
+    table = info.compression(pd.DataFrame(rows))
+    assert table.loc[("tanh", "binned"), "layer 1"] == 1.5 and table.loc[("tanh", "binned"), "layer 2"] == 0
+    said = info.describe_compression(table)
+    assert "layer 1 (1.5 bits)" in said and "layer 2" not in said
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: mutual_info.binned_mi(torch.zeros(4, 2), torch.zeros(4), bins=1), "bins must be an int ≥ 2"),
     (lambda: mutual_info.binned_mi(torch.zeros(4), torch.zeros(4)), "activations must be"),

@@ -156,3 +156,20 @@ def test_a_protocol_that_is_also_a_control_and_a_mismatched_headline_are_refused
     table = lottery.run_imp(one_round, digits, progress=False)
     with pytest.raises(ValueError, match=r"results hold rounds \[0, 1\].*ask for round 3"):
         lottery_tickets.headline(table, FAST)
+
+
+def test_pixel_usage_relates_kept_weights_to_how_much_pixels_vary():
+    import torch
+
+    images = torch.zeros(50, 2, 2)
+    images[:, 0, 0] = torch.linspace(0, 1, 50)  # pixel 0 varies, the others are constant
+    images[:, 1, 1] = torch.linspace(0, 0.5, 50)  # pixel 3 varies a little
+    keep = torch.tensor([[1, 0, 0, 1], [1, 0, 1, 0]], dtype=torch.bool)
+    usage = lottery_tickets.pixel_usage(keep, images)
+    assert list(usage["kept"]) == [2.0, 0.0, 1.0, 1.0] and usage["spread"].idxmax() == 0
+    said = lottery_tickets.describe_pixel_usage(usage, quiet=0.5)
+    assert "vary least keep **0.50×**" in said and "Rank correlation" in said
+    with pytest.raises(ValueError, match="the mask has 4 inputs but the images have 9 pixels"):
+        lottery_tickets.pixel_usage(keep, torch.zeros(3, 3, 3))
+    fig = lottery_tickets.plot_input_masks({0: {"w": keep}}, "w", image_shape=(2, 2), images=images)
+    assert "varies" in fig.axes[0].get_title()

@@ -1,5 +1,7 @@
 """The notebook contract of DESIGN.md, and the papermill runner behind `coursekit run`."""
 
+import time
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -79,6 +81,31 @@ def test_build_course_reports_a_failing_notebook_and_goes_on(tmp_path):
     assert 'href="a.html"' in index and "boom" in index
 
 
+def test_a_cell_past_its_limit_stops_the_run_and_names_the_cell(tmp_path, capsys):
+    """No run waits for ever: a hanging cell ends with the cell named and the copy kept."""
+    path = _notebook(tmp_path, "x = 1", "import time\ntime.sleep(600)  # the hang", "print('never')")
+    out = tmp_path / "out.ipynb"
+    start = time.monotonic()
+    assert cli.main(["run", str(path), "-o", str(out), "--timeout", "2"]) == 1
+    assert time.monotonic() - start < 120
+    said = capsys.readouterr().err
+    assert "the cell's limit" in said and "time.sleep(600)  # the hang" in said and str(out) in said
+    assert out.is_file()
+
+
+def test_a_notebook_past_its_limit_stops_whatever_cell_it_is_in(tmp_path):
+    path = _notebook(tmp_path, *["import time\ntime.sleep(2)"] * 4)
+    with pytest.raises(notebooks.RunTimeout, match="the notebook's limit"):
+        notebooks.run(path, tmp_path / "out.ipynb", notebook_timeout=3, progress=False)
+
+
+@pytest.mark.parametrize("limits", [{"timeout": 0}, {"notebook_timeout": -5}, {"timeout": 1.5},
+                                    {"timeout": True}])
+def test_limits_must_be_positive_whole_seconds(tmp_path, limits):
+    with pytest.raises(ValueError, match="must be a positive number of seconds"):
+        notebooks.run(_notebook(tmp_path, "x = 1"), tmp_path / "out.ipynb", **limits)
+
+
 @pytest.mark.slow
 def test_coursekit_run_executes_the_index(tmp_path, capsys):
     """Acceptance: `coursekit run lectures/00_index.ipynb --scale ci` writes an executed copy."""
@@ -105,3 +132,15 @@ def test_record_expected_keeps_text_and_drops_volatile_parts(tmp_path):
     expected = notebooks.expected_outputs(path, store=store)
     (outputs,) = expected.values()
     assert outputs == [{"name": "stdout", "output_type": "stream", "text": "42\n"}]
+
+
+def test_html_shows_a_widgets_figure_not_a_dead_widget(tmp_path):
+    path = _notebook(tmp_path, "import ipywidgets as W, matplotlib.pyplot as plt\nfrom coursekit import widgets\n"
+                     "def plot(a):\n    fig, ax = plt.subplots()\n    ax.set_title(f'a is {a}')\n    return fig\n"
+                     "display(widgets.interactive_plot(plot, a=W.IntSlider(value=3)))")
+    out = notebooks.run(path, tmp_path / "executed.ipynb", progress=False)
+    (cell,) = [c for c in nbformat.read(out, as_version=4).cells if "interactive_plot" in c.source]
+    (shown,) = [o for o in cell.outputs if o.output_type == "display_data"]
+    assert {"application/vnd.jupyter.widget-view+json", "image/png"} <= set(shown.data)  # live, and its copy
+    html = notebooks.to_html(out).read_text()
+    assert html.count("<img ") == 1 and "widget-view+json" not in html

@@ -49,6 +49,11 @@ def test_schedules_end_at_the_same_density(digits, dense):
     table = pruning_basics.schedule_comparison(SMALL, digits, dense, progress=False)
     assert list(table["schedule"]) == ["one-shot", "iterative (2 rounds)", "gradual (cubic)"]
     assert (table["density"] - 0.2).abs().max() < 0.01
+    assert list(table["trainings"]) == [2, 3, 2]  # gradual prunes the trained network while training it again
+    fig = pruning_basics.plot_schedules(table, dense.test_acc)
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_xlim()[0] > 0.05  # titled, and zoomed to the differences
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(table["schedule"])
 
 
 def test_scope_comparison_protects_small_layers_only_when_layerwise(dense):

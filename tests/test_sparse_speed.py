@@ -11,9 +11,13 @@ from coursekit import compress, models, sparse_speed, structured, why_sparsity
 def test_timing_table_and_break_even():
     table = sparse_speed.time_sparse_matmul((0.05, 0.5), out_features=64, in_features=64, batch=8,
                                             repeats=3, number=2)
-    assert list(table.columns) == ["density", "dense_s", "csr_s", "structured_s", "csr_speedup",
-                                   "structured_speedup"]
+    assert list(table.columns) == ["density", "dense_s", "csr_s", "structured_s", "csr_speedup", "csr_speedup_lo",
+                                   "csr_speedup_hi", "structured_speedup", "structured_speedup_lo",
+                                   "structured_speedup_hi"]
     assert (table.drop(columns="density") > 0).all().all()
+    for v in ("csr", "structured"):  # the median lies within the spread over repeats
+        assert (table[f"{v}_speedup_lo"] <= table[f"{v}_speedup"]).all()
+        assert (table[f"{v}_speedup"] <= table[f"{v}_speedup_hi"]).all()
     with pytest.raises(ValueError, match=r"densities must lie in \(0, 1\]"):
         sparse_speed.time_sparse_matmul((0.0, 0.5))
 
@@ -46,6 +50,7 @@ def test_time_interleaved_runs_each_call_warmup_plus_repeats_times_number():
 def test_paired_ratio_is_the_median_of_per_repeat_ratios():
     """A slow phase (repeat 3) hits both; the paired ratio stays 2 where the ratio of medians would not."""
     assert sparse_speed.paired_ratio([2.0, 2.0, 20.0], [1.0, 1.0, 10.0]) == 2.0
+    assert sparse_speed.ratio_spread([2.0, 3.0, 20.0], [1.0, 1.0, 10.0]) == (2.0, 3.0)
 
 
 def test_random_pruned_has_exactly_the_requested_nonzeros():
@@ -70,8 +75,10 @@ def test_measure_latency_pairs_every_network_with_the_baseline():
     net = models.build("vgg_bn", (1, 8, 8), 10, width=0.5).train()
     table = sparse_speed.measure_latency({"dense": net, "half": structured.prune_filters(net, 0.5)},
                                      torch.randn(8, 1, 8, 8), repeats=3)
-    assert list(table.index) == ["dense", "half"] and list(table.columns) == ["latency_s", "speedup"]
+    assert list(table.index) == ["dense", "half"]
+    assert list(table.columns) == ["latency_s", "speedup", "speedup_lo", "speedup_hi"]
     assert table.loc["dense", "speedup"] == 1.0 and (table["latency_s"] > 0).all()
+    assert (table["speedup_lo"] <= table["speedup"]).all() and (table["speedup"] <= table["speedup_hi"]).all()
     assert net.training  # the mode is restored
     with pytest.raises(ValueError, match="no network named 'dense'"):
         sparse_speed.measure_latency({"a": net}, torch.zeros(1, 1, 8, 8))

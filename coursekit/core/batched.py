@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
-from tqdm.auto import tqdm
 
 from coursekit.core.data import Dataset, batches
 from coursekit.core.hooks import Topology
 from coursekit.core.masks import Mask
 from coursekit.core.models import ACTIVATION_LAYERS
+from coursekit.core.progress import tqdm
 from coursekit.core.train import (
     FitResult,
     _epoch_generator,

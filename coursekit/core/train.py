@@ -21,12 +21,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import files
 from coursekit.core.data import Dataset, batches
 from coursekit.core.hooks import Hook, StepContext
 from coursekit.core.models import MODELS
+from coursekit.core.progress import tqdm
 from coursekit.core.runtime import check_fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from tqdm.auto import tqdm
 
 from coursekit.core import models, runtime
 from coursekit.core.claims import Claim
 from coursekit.core.data import Dataset
 from coursekit.core.plots import percent, require_columns, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.train import SGDSettings, evaluate, fit
 from coursekit.methods.spectra import FisherTrace
 
@@ -229,6 +229,21 @@ def plot_critical_period(sweep: Sweep, until_epoch: int | None = None) -> Figure
     return fig
 
 
+def fisher_peaks(fisher: pd.DataFrame, kind: str = "true") -> pd.DataFrame:
+    """When each run's total Fisher trace peaks, and how far it has fallen from the peak by the end.
+
+    One row per run (``until_epoch``): the last epoch, the epoch of the peak and ``final_over_peak``
+    (1.0: still at its peak, i.e. still rising or flat when training stopped). Achille et al. see the
+    trace rise, then fall — the fall needs training long past the peak.
+    """
+    require_columns(fisher, ["epoch", "layer", "kind", "trace", "until_epoch"], "fisher_trace")
+    totals = fisher[fisher["kind"] == kind].groupby(["until_epoch", "epoch"])["trace"].sum()
+    rows = [{"until_epoch": until, "last_epoch": int(run.index.get_level_values("epoch").max()),
+             "peak_epoch": int(run.idxmax()[1]), "final_over_peak": float(run.iloc[-1] / run.max())}
+            for until, run in totals.groupby(level="until_epoch")]
+    return pd.DataFrame(rows).set_index("until_epoch")
+
+
 def plot_fisher_trace(fisher: pd.DataFrame, until_epoch: int = 0, kind: str = "true") -> Figure:
     """Trace of the Fisher information per layer over epochs, stacked (Achille et al. Fig. 4).
 
@@ -243,8 +258,9 @@ def plot_fisher_trace(fisher: pd.DataFrame, until_epoch: int = 0, kind: str = "t
     table = table[sorted(table.columns, key=lambda c: int(c.split()[0]) if c.split()[0].isdigit() else c)]
     with styled():
         fig, ax = plt.subplots(figsize=(7.5, 4), layout="constrained")
-        colors = sns.color_palette("viridis", n_colors=table.shape[1])
-        ax.stackplot(table.index, table.T.values, labels=list(table.columns), colors=colors)
+        colors = sns.color_palette("tab10", n_colors=table.shape[1])  # neighbours in the stack must differ
+        ax.stackplot(table.index, table.T.values, labels=list(table.columns), colors=colors, edgecolor="white",
+                     linewidth=0.6)
         if until_epoch:
             ax.axvspan(0, until_epoch, color="grey", alpha=0.2, lw=0)
             ax.text(until_epoch / 2, ax.get_ylim()[1] * 0.95, "blurred", ha="center", va="top")
@@ -253,7 +269,9 @@ def plot_fisher_trace(fisher: pd.DataFrame, until_epoch: int = 0, kind: str = "t
         ax.set_ylabel(f"trace of the {kind} Fisher")
         ax.set_title("Fisher information per layer, no deficit" if not until_epoch
                      else f"Fisher information per layer, blur until epoch {until_epoch}")
-        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1), title="module")
+        handles, labels = ax.get_legend_handles_labels()  # top of the legend = top of the stack
+        ax.legend(handles[::-1], labels[::-1], fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1),
+                  title="module")
         ax.set_xlim(table.index.min(), table.index.max())
     return fig
 

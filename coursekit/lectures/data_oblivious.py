@@ -39,13 +39,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, NullLocator
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import models, runtime
 from coursekit.core.claims import Claim
 from coursekit.core.data import Dataset
 from coursekit.core.masks import Mask, prunable_parameters
 from coursekit.core.plots import bytes_label, percent, require_columns, rows_where, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.train import SGDSettings, evaluate, fit
 from coursekit.methods import compress, lowrank, structured
 from coursekit.methods.coding import check_bits
@@ -296,7 +296,7 @@ def knob_grid(settings: ObliviousSettings, data: Dataset, dense: Dense, progress
     speed = measure_latency({"dense": dense.model} | {labels[k]: net for k, net in nets.items()},
                             data.x_test[:settings.latency_batch], settings.repeats)
     table = pd.DataFrame(rows)
-    table[["latency_s", "speedup"]] = speed.loc[[labels[k] for k in nets]].to_numpy()
+    table[list(speed.columns)] = speed.loc[[labels[k] for k in nets]].to_numpy()
     return table.sort_values(["method", "knob"], ignore_index=True)
 
 
@@ -414,8 +414,8 @@ def plot_speedup_vs_flops(table: pd.DataFrame) -> Figure:
     methods = [m for m in METHOD_ORDER if m in set(pruned["method"])]
     colors = _method_colors(methods)
     right = max(2.0, float(pruned["flop_reduction"].max())) * 1.3
-    top = max(2.0, float(pruned["speedup"].max())) * 1.3
-    low = min(0.5, float(pruned["speedup"].min()) / 1.3)
+    top = max(2.0, float(pruned.get("speedup_hi", pruned["speedup"]).max())) * 1.3
+    low = min(0.5, float(pruned.get("speedup_lo", pruned["speedup"]).min()) / 1.3)
     offsets = {"magnitude": (5, 5), "filters": (5, 5), "low rank": (5, -13)}
     with styled():
         fig, ax = plt.subplots(figsize=(7.8, 4.8), layout="constrained")
@@ -426,6 +426,9 @@ def plot_speedup_vs_flops(table: pd.DataFrame) -> Figure:
         for m in methods:
             rows = pruned[pruned["method"] == m].sort_values("flop_reduction")
             ax.plot(rows["flop_reduction"], rows["speedup"], "o-", color=colors[m], lw=2, ms=8, label=m)
+            if "speedup_lo" in rows:  # the spread over repeats: what machine load did to the ratio
+                ax.errorbar(rows["flop_reduction"], rows["speedup"], fmt="none", ecolor=colors[m], capsize=3,
+                            yerr=[rows["speedup"] - rows["speedup_lo"], rows["speedup_hi"] - rows["speedup"]])
             for r in rows.itertuples():
                 ax.annotate(f"{r.budget:.0%}", (r.flop_reduction, r.speedup), xytext=offsets.get(m, (5, 5)),
                             textcoords="offset points", fontsize="x-small", color=colors[m])
@@ -437,7 +440,8 @@ def plot_speedup_vs_flops(table: pd.DataFrame) -> Figure:
         ax.set_ylim(low, top)
         ax.set_xlabel("FLOP reduction (dense MACs ÷ MACs with zeros skipped)")
         ax.set_ylabel("measured speed-up over dense")
-        ax.set_title("FLOPs saved vs time saved (labels: share of weights kept)", fontsize="medium")
+        ax.set_title("FLOPs saved vs time saved (labels: share of weights kept;\n"
+                     "bars: slowest to fastest repeat)", fontsize="medium")
         ax.legend(fontsize="small", loc="upper left")
     return fig
 

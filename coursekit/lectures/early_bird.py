@@ -25,12 +25,12 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, MultipleLocator
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import models, runtime
 from coursekit.core.claims import Claim
 from coursekit.core.data import Dataset
 from coursekit.core.plots import percent, require_columns, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.train import SGDSettings, fit
 from coursekit.methods import structured
 from coursekit.methods.slimming import (

@@ -28,13 +28,13 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import models, runtime
 from coursekit.core.claims import Claim
 from coursekit.core.data import Dataset
 from coursekit.core.masks import prunable_parameters
 from coursekit.core.plots import percent, require_columns, rows_where, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.train import TrainSettings, evaluate, fit
 from coursekit.methods import gates, hebbian, mutual_info, pfa, saliency, structured
 

@@ -25,12 +25,12 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import models, runtime
 from coursekit.core.claims import Claim
 from coursekit.core.data import Dataset
 from coursekit.core.plots import require_columns, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.train import TrainSettings, fit
 from coursekit.methods.mutual_info import binned_mi, kde_mi
 from coursekit.methods.spectra import FisherTrace
@@ -157,6 +157,26 @@ def information_plane(settings: InfoPlaneSettings, data: Dataset | None = None,
                              "I_XT": ixt, "I_YT": iyt})
     tag = {"activation": settings.activation}
     return pd.DataFrame(rows).assign(**tag), fisher.table().assign(**tag)
+
+
+def compression(planes: pd.DataFrame) -> pd.DataFrame:
+    """Bits of :math:`I(X;T)` each layer gives up after its peak (peak minus final value), one row per
+    activation and estimator, one column per layer: Shwartz-Ziv & Tishby's compression, measured."""
+    require_columns(planes, ["epoch", "layer", "estimator", "I_XT", "activation"], "information_plane")
+    by = planes.sort_values("epoch").groupby(["activation", "estimator", "layer"], sort=False)["I_XT"]
+    table = (by.max() - by.last()).unstack("layer")
+    return table[list(dict.fromkeys(planes["layer"]))]
+
+
+def describe_compression(table: pd.DataFrame, bits: float = 0.5) -> str:
+    """One Markdown line per activation and estimator of :func:`compression`: the layers that give up
+    more than ``bits`` after their peak — what *this* run shows, whatever the scale and seed."""
+    lines = []
+    for (activation, estimator), row in table.iterrows():
+        losing = [f"{layer} ({lost:.1f} bits)" for layer, lost in row.items() if lost > bits]
+        lines.append(f"- **{activation}, {estimator}**: " + (", ".join(losing) if losing else
+                                                              f"no layer loses more than {bits} bit"))
+    return f"Layers whose $I(X;T)$ falls by more than {bits} bit after its peak, in this run:\n" + "\n".join(lines)
 
 
 def headline(planes: pd.DataFrame, fisher: pd.DataFrame) -> list[Claim]:

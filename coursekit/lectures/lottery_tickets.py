@@ -109,12 +109,37 @@ def plot_lottery_curves(results: pd.DataFrame, metrics: Sequence[str] = ("test_a
     return fig
 
 
+def pixel_usage(keep: torch.Tensor, images: torch.Tensor) -> pd.DataFrame:
+    """Per input pixel: the share of its first-layer weights a mask keeps (``kept``, × the layer's
+    average) and how much the pixel varies over ``images`` (``spread``, its standard deviation).
+
+    ``keep`` has shape (hidden, pixels); ``images`` (n, ...) flatten to (n, pixels).
+    """
+    keep = keep.float().cpu()
+    flat = images.reshape(len(images), -1).float().cpu()
+    if flat.shape[1] != keep.shape[1]:
+        raise ValueError(f"the mask has {keep.shape[1]} inputs but the images have {flat.shape[1]} pixels")
+    return pd.DataFrame({"kept": (keep.mean(0) / keep.mean().clamp_min(1e-12)).numpy(),
+                         "spread": flat.std(0).numpy()})
+
+
+def describe_pixel_usage(usage: pd.DataFrame, quiet: float = 0.2) -> str:
+    """What a mask does with the input, in numbers: the rank correlation between a pixel's kept weights and
+    its spread, and what the quietest ``quiet`` share of the pixels keeps (Markdown, for the notebook)."""
+    rho = usage["kept"].corr(usage["spread"], method="spearman")
+    calm = usage.nsmallest(max(1, round(quiet * len(usage))), "spread")
+    return (f"Rank correlation between a pixel's kept weights and how much it varies over the training "
+            f"images: **{rho:.2f}**. The {quiet:.0%} of pixels that vary least keep "
+            f"**{calm['kept'].mean():.2f}×** the layer's average share of their weights.")
+
+
 def plot_input_masks(masks: Mapping[int, Mapping[str, torch.Tensor]], layer: str,
-                image_shape: Sequence[int] = (28, 28)) -> Figure:
+                     image_shape: Sequence[int] = (28, 28), images: torch.Tensor | None = None) -> Figure:
     """Per input pixel, the share of its first-layer connections kept, one panel per round.
 
     Shown relative to the layer's density (1× = average, 0 = pixel disconnected), so
-    rounds of very different density share one colour scale.
+    rounds of very different density share one colour scale. With ``images``, a first panel
+    shows how much each pixel varies over them (its standard deviation), to compare with.
 
     Args:
         masks: round → mask (e.g. :func:`coursekit.methods.lottery.load_masks`).
@@ -122,13 +147,21 @@ def plot_input_masks(masks: Mapping[int, Mapping[str, torch.Tensor]], layer: str
     """
     if not masks:
         raise ValueError("no masks to show")
+    panels = len(masks) + (images is not None)
     with styled():
-        fig, axes = plt.subplots(1, len(masks), figsize=(2.3 * len(masks) + 1.2, 2.8), squeeze=False,
+        fig, axes = plt.subplots(1, panels, figsize=(2.3 * panels + 1.2, 2.8), squeeze=False,
                                  layout="constrained")
-        for ax, (r, mask) in zip(axes[0], sorted(masks.items()), strict=True):
+        axes = list(axes[0])
+        if images is not None:
+            spread = images.reshape(len(images), -1).float().std(0).reshape(*image_shape).cpu()
+            axes[0].imshow(spread.numpy(), cmap="Greys_r")
+            axes[0].set_title("how much each pixel varies\n(training images)", fontsize=9)
+            axes[0].axis("off")
+            axes = axes[1:]
+        for ax, (r, mask) in zip(axes, sorted(masks.items()), strict=True):
             image = draw_input_mask(ax, mask[layer], image_shape,
                                      f"round {r}: {mask[layer].float().mean():.1%} kept")
-        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=MASK_LABEL)
+        fig.colorbar(image, ax=axes, shrink=0.85, label=MASK_LABEL)
     return fig
 
 

@@ -16,10 +16,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from coursekit.core.claims import Claim
 from coursekit.core.plots import percent, styled
+from coursekit.core.progress import tqdm
 from coursekit.methods import maze as mazes
 from coursekit.methods.neuroevolution import OBJECTIVES, SearchResult, SearchSettings, search
 

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from matplotlib.figure import Figure
 
 from coursekit.core import models, pruning
 from coursekit.core.batched import fit_batched
 from coursekit.core.claims import Claim
 from coursekit.core.data import Dataset
 from coursekit.core.masks import Mask, prunable_parameters
+from coursekit.core.plots import require_columns, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.pruning import mask_from_scores
 from coursekit.core.train import TrainSettings, evaluate, fit
 from coursekit.methods import criteria, rewind, schedules, supermask
@@ -207,7 +210,9 @@ def schedule_comparison(settings: BasicsSettings, data: Dataset, dense: DenseRun
                         progress: bool = True) -> pd.DataFrame:
     """One-shot, iterative (reset to init each round) and gradual (cubic, during training) pruning.
 
-    All three end at ``settings.density`` with magnitude (``large_final``) masks.
+    All three end at ``settings.density`` with magnitude (``large_final``) masks. Gradual pruning
+    (Zhu & Gupta 2017) starts from the trained dense network and prunes while training it once more,
+    so it costs what one-shot costs: two trainings (column ``trainings``).
     """
     rows = []
     one_shot = prune_once(settings, dense, "large_final", settings.density)
@@ -228,14 +233,47 @@ def schedule_comparison(settings: BasicsSettings, data: Dataset, dense: DenseRun
                  "test_acc": acc, "trainings": rounds + 1})
 
     model = _build(settings, data, dense.seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(dense.final[name])
     steps = settings.epochs * -(-len(data.y_train) // settings.batch_size)
     gradual = schedules.GradualPruning(model, settings.density, start_step=0,
-                                       end_step=int(0.75 * steps), every=max(1, steps // 50),
+                                       end_step=int(0.5 * steps), every=max(1, steps // 50),
                                        scope=settings.scope)
     acc = _train(settings, model, data, dense.seed, hooks=[gradual])
     rows.append({"schedule": "gradual (cubic)", "density": gradual.mask.density, "test_acc": acc,
-                 "trainings": 1})
+                 "trainings": 2})
     return pd.DataFrame(rows)
+
+
+def plot_schedules(schedule: pd.DataFrame, dense_acc: float) -> Figure:
+    """Test accuracy of each schedule of :func:`schedule_comparison` at their shared density, with its cost.
+
+    Dots on an axis zoomed to the differences (bars from zero would hide them); each is labelled with
+    its accuracy and its cost in trainings; the dense network is the dashed line.
+    """
+    require_columns(schedule, ["schedule", "density", "test_acc", "trainings"], "schedule_comparison")
+    with styled():
+        fig, ax = plt.subplots(figsize=(7, 0.55 * len(schedule) + 1.6), layout="constrained")
+        rows = schedule.reset_index(drop=True)
+        y = range(len(rows))[::-1]
+        ax.hlines(y, 0, rows["test_acc"], color="0.85", lw=2)
+        ax.plot(rows["test_acc"], y, "o", ms=10, color="tab:blue")
+        for yi, r in zip(y, rows.itertuples(), strict=True):
+            ax.annotate(f"{r.test_acc:.1%}  ({r.trainings} trainings)", (r.test_acc, yi), xytext=(8, 0),
+                        textcoords="offset points", va="center", fontsize="small")
+        ax.axvline(dense_acc, color="0.3", ls="--", lw=1.2, label=f"dense network ({dense_acc:.1%})")
+        low = min(rows["test_acc"].min(), dense_acc)
+        span = max(rows["test_acc"].max(), dense_acc) - low
+        ax.set_xlim(low - max(0.02, 0.3 * span), max(rows["test_acc"].max(), dense_acc) + max(0.03, 0.6 * span))
+        ax.set_yticks(list(y), rows["schedule"])
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        ax.set_xlabel("test accuracy after pruning (axis zoomed to the differences)")
+        ax.set_title(f"Three schedules to the same {rows['density'].mean():.0%} density")
+        ax.legend(fontsize="small", loc="lower right")
+        ax.grid(axis="y", visible=False)
+    return fig
 
 
 def scope_comparison(settings: BasicsSettings, dense: DenseRun, density: float) -> pd.DataFrame:

@@ -23,12 +23,12 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import data as datasets
 from coursekit.core import models
 from coursekit.core.claims import Claim
 from coursekit.core.plots import percent, rows_where, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.train import TrainSettings, fit
 from coursekit.methods import spectra
 

@@ -19,12 +19,12 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
 from coursekit.core import data as datasets
 from coursekit.core import masks, models, pruning
 from coursekit.core.claims import Claim
 from coursekit.core.plots import percent, remaining_axis, rows_where, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.train import TrainSettings, evaluate, fit
 from coursekit.methods.sparse_speed import measure_latency
 from coursekit.methods.structured import count_flops, count_parameters

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from coursekit.core import data as datasets
 from coursekit.core.claims import Claim
 from coursekit.core.plots import percent, remaining_axis, require_columns, rows_where, styled
+from coursekit.core.progress import tqdm
 from coursekit.methods.double_descent import SweepSettings, sweep
 
 NOISE_COLORS = ("0.35", "C0", "C3", "C1", "C2")

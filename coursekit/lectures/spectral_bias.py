@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from coursekit.core import models, runtime
 from coursekit.core.claims import Claim
 from coursekit.core.plots import require_columns, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.runtime import check_fields
 from coursekit.core.train import make_optimizer
 

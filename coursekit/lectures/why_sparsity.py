@@ -21,9 +21,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, LogLocator, MaxNLocator, NullLocator
-from tqdm.auto import tqdm
 
 from coursekit.core.plots import bytes_label, require_columns, rows_where, styled
+from coursekit.core.progress import tqdm
 from coursekit.core.runtime import check_fields
 from coursekit.methods import compress
 from coursekit.methods.sparse_speed import (
@@ -256,6 +256,9 @@ def plot_matmul_speed(timing: pd.DataFrame, size: int) -> Figure:
         right.axhline(1, color="k", lw=1.5)
         for v in ("csr", "structured"):
             right.plot(data["density"], data[f"{v}_speedup"], "o-", color=colors[v], lw=2, label=VARIANT_LABELS[v])
+            if f"{v}_speedup_lo" in data:  # the spread over repeats: what machine load did to the ratio
+                right.fill_between(data["density"], data[f"{v}_speedup_lo"], data[f"{v}_speedup_hi"],
+                                   color=colors[v], alpha=0.2, lw=0)
         edge = break_even(data)
         if edge is not None:
             right.axvline(edge, color=colors["csr"], ls=":", lw=1.5)
@@ -265,7 +268,8 @@ def plot_matmul_speed(timing: pd.DataFrame, size: int) -> Figure:
         right.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
         right.yaxis.set_major_formatter(lambda v, _: f"{v:g}×")
         right.set_ylabel("speed-up over dense (log scale)")
-        right.set_title("> 1: faster than the dense layer with its zeros", fontsize="medium")
+        right.set_title("> 1: faster than the dense layer with its zeros\n(median; band: slowest to fastest repeat)",
+                        fontsize="medium")
         right.legend(fontsize="small", loc="upper right")
         for ax in (left, right):
             _density_axis(ax, data["density"])

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from coursekit.core import batched as batched_models
 from coursekit.core import masks, models, pruning, train
 from coursekit.core.data import Dataset
+from coursekit.core.progress import tqdm
 from coursekit.core.train import TrainSettings
 from coursekit.methods import rewind
 

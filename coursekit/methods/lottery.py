@@ -23,7 +23,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 import coursekit
 from coursekit.core import files, models
@@ -31,6 +30,7 @@ from coursekit.core.batched import fit_batched
 from coursekit.core.data import Dataset
 from coursekit.core.hooks import StepContext
 from coursekit.core.masks import Mask, prunable_parameters
+from coursekit.core.progress import tqdm
 from coursekit.core.pruning import mask_from_scores
 from coursekit.core.train import TrainSettings, fit
 from coursekit.methods import criteria, rewind, schedules

@@ -79,6 +79,12 @@ def paired_ratio(baseline: Sequence[float], other: Sequence[float]) -> float:
     return statistics.median(a / b for a, b in zip(baseline, other, strict=True))
 
 
+def ratio_spread(baseline: Sequence[float], other: Sequence[float]) -> tuple[float, float]:
+    """Smallest and largest ``baseline / other`` over the repeats: how far a busy machine moved the ratio."""
+    ratios = [a / b for a, b in zip(baseline, other, strict=True)]
+    return min(ratios), max(ratios)
+
+
 def check_densities(densities: Sequence[float]) -> None:
     if isinstance(densities, (str, numbers.Number)):
         raise ValueError(f"densities must be a list of numbers in (0, 1], got {densities!r}")
@@ -121,7 +127,8 @@ def time_sparse_matmul(densities: Sequence[float] = (0.01, 0.1, 0.5), out_featur
 
     Returns:
         per density: median seconds per call of each variant, ``csr_speedup`` and
-        ``structured_speedup``.
+        ``structured_speedup``, and each speed-up's spread over the repeats (``…_speedup_lo``,
+        ``…_speedup_hi``: :func:`ratio_spread`).
     """
     check_densities(densities)
     device = torch.device(device)
@@ -143,6 +150,7 @@ def time_sparse_matmul(densities: Sequence[float] = (0.01, 0.1, 0.5), out_featur
         row = {"density": d} | {f"{v}_s": statistics.median(times[d, v]) for v in VARIANTS}
         for v in VARIANTS[1:]:
             row[f"{v}_speedup"] = paired_ratio(times[d, "dense"], times[d, v])
+            row[f"{v}_speedup_lo"], row[f"{v}_speedup_hi"] = ratio_spread(times[d, "dense"], times[d, v])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -205,7 +213,8 @@ def measure_latency(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int = 
 
     Returns:
         per network: ``latency_s`` and ``speedup`` (the median of the paired ratio
-        ``baseline time / network time`` over repeats; > 1: faster than ``baseline``).
+        ``baseline time / network time`` over repeats; > 1: faster than ``baseline``), and the
+        speed-up's spread over the repeats, ``speedup_lo`` and ``speedup_hi`` (:func:`ratio_spread`).
     """
     if baseline not in nets:
         raise ValueError(f"no network named {baseline!r} to compare with; got {list(nets)}")
@@ -220,8 +229,10 @@ def measure_latency(nets: dict[str, nn.Module], x: torch.Tensor, repeats: int = 
                                  x.device)
     for name, net in nets.items():
         net.train(modes[name])
+    spreads = [ratio_spread(times[baseline], t) for t in times.values()]
     return pd.DataFrame({"latency_s": [statistics.median(t) for t in times.values()],
-                         "speedup": [paired_ratio(times[baseline], t) for t in times.values()]},
+                         "speedup": [paired_ratio(times[baseline], t) for t in times.values()],
+                         "speedup_lo": [lo for lo, _ in spreads], "speedup_hi": [hi for _, hi in spreads]},
                         index=pd.Index(list(times), name="network"))
 
 

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
 from coursekit.core.data import Dataset, batches
 from coursekit.core.masks import Mask, prunable_parameters
+from coursekit.core.progress import tqdm
 from coursekit.core.pruning import mask_from_scores
 from coursekit.core.train import evaluate
 from coursekit.methods import rewind

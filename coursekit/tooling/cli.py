@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     table["available"] = table["available"].map({True: "", False: "(planned)"})
     table["modules"] = table["modules"].map(", ".join)
+    table["number"] = table["number"].map("{:02d}".format)  # as the notebooks are numbered
     rows = [["#", "title", "slides", "notebook", "", "modules"]]
     rows += [[str(v) for v in r] for r in table[["number", "title", "slides", "notebook", "available", "modules"]]
              .itertuples(index=False)]
@@ -45,7 +47,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from coursekit.tooling.notebooks import run
 
     params = dict(args.param or [])
-    out = run(args.notebook, args.output, args.scale, params, timeout=args.timeout)
+    out = run(args.notebook, args.output, args.scale, params, timeout=args.timeout,
+              notebook_timeout=args.notebook_timeout)
     print(f"executed {args.notebook} at {args.scale} scale → {out}")
     return 0
 
@@ -62,7 +65,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_course(args: argparse.Namespace) -> int:
     from coursekit.tooling.notebooks import build_course
 
-    report = build_course(args.scale, args.output)
+    report = build_course(args.scale, args.output, timeout=args.timeout, notebook_timeout=args.notebook_timeout)
     print(report.to_string(index=False))
     return 0 if (report["status"] == "ok").all() else 1
 
@@ -134,6 +137,18 @@ def _param(text: str) -> tuple[str, object]:
         return key, value
 
 
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    from coursekit.tooling.notebooks import CELL_TIMEOUT, NOTEBOOK_TIMEOUT
+
+    def per_scale(limits):
+        return ", ".join(f"{k} {v} s" for k, v in limits.items())
+
+    p.add_argument("--timeout", type=_positive(int), default=None,
+                   help=f"seconds a cell may run before the run stops (default by scale: {per_scale(CELL_TIMEOUT)})")
+    p.add_argument("--notebook-timeout", type=_positive(int), default=None,
+                   help=f"seconds a whole notebook may run (default by scale: {per_scale(NOTEBOOK_TIMEOUT)})")
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="coursekit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -148,12 +163,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="where the executed copy goes (default: build/SCALE/NAME)")
     r.add_argument("-p", "--param", action="append", type=_param, metavar="NAME=VALUE",
                    help="another parameter for the notebook's parameters cell (repeatable)")
-    r.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    _add_limits(r)
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("course", help="execute every lecture and render HTML into build/")
     c.add_argument("--scale", choices=SCALES, default="ci")
     c.add_argument("-o", "--output", default="build", help="output folder (default: build)")
+    _add_limits(c)
     c.set_defaults(func=_cmd_course)
 
     e = sub.add_parser("record-outputs", help="run notebooks at ci scale and record the outputs "
@@ -200,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, SandboxUnavailable) as err:
         print(f"coursekit: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except TimeoutError as err:  # notebooks.RunTimeout: a notebook ran past its limit
+        print(f"coursekit: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `coursekit list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -91,6 +91,15 @@ def topics() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("number")
 
 
+def contents_markdown(topics: tuple[Topic, ...] = TOPICS) -> str:
+    """The index notebook's table of contents: a link to every lecture notebook after the index, relative
+    to ``lectures/`` (``tests/test_course.py`` checks that ``00_index.ipynb`` holds exactly this text)."""
+    rows = ["| # | lecture | slides | papers |", "|---|---|---|---|"]
+    rows += [f"| {t.number:02d} | [{t.title}]({t.notebook.name}) | {t.slides} | {t.papers} |"
+             for t in topics if t.number]
+    return "\n".join(rows)
+
+
 def lecture_notebooks() -> list[Path]:
     """The lecture notebooks that exist, in course order (unlisted ones last, by name)."""
     listed = [t.notebook for t in TOPICS if t.notebook.is_file()]

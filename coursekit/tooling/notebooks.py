@@ -23,8 +23,8 @@ from typing import Any
 
 import nbformat
 import pandas as pd
-from tqdm.auto import tqdm
 
+from coursekit.core.progress import tqdm
 from coursekit.core.runtime import SCALES
 from coursekit.tooling.course import REPO, lecture_notebooks
 
@@ -106,45 +106,81 @@ def patient_polling() -> None:
     AsyncZMQSocketChannel.get_msg = _get_msg_in_slices
 
 
+# Seconds a cell, and a whole notebook, may run at each scale before `run` stops it (the CLI's
+# --timeout and --notebook-timeout change them). Generous: a limit is there to end a hang, not to judge speed.
+CELL_TIMEOUT = {"ci": 300, "cpu": 3600, "gpu": 3 * 3600}
+NOTEBOOK_TIMEOUT = {"ci": 900, "cpu": 6 * 3600, "gpu": 12 * 3600}
+
+
+class RunTimeout(TimeoutError):
+    """A notebook run stopped at a time limit; the executed copy up to that cell is kept."""
+
+
 def run(path: str | Path, out: str | Path | None = None, scale: str = "ci",
-        parameters: Mapping[str, Any] | None = None, timeout: int | None = None) -> Path:
+        parameters: Mapping[str, Any] | None = None, timeout: int | None = None,
+        notebook_timeout: int | None = None, progress: bool = True) -> Path:
     """Execute the notebook at ``path`` with papermill at ``scale``; return the executed copy.
 
-    The copy goes to ``out`` (default: ``build/<scale>/<name>``) and the kernel runs in
-    the notebook's folder. ``timeout`` (seconds) limits each cell.
+    The copy goes to ``out`` (default: ``build/<scale>/<name>``) and the kernel runs in the
+    notebook's folder. A cell may run ``timeout`` seconds and the whole notebook ``notebook_timeout``
+    (defaults: :data:`CELL_TIMEOUT`, :data:`NOTEBOOK_TIMEOUT` of the scale); past either, the kernel is
+    stopped and :class:`RunTimeout` names the cell. ``progress`` shows a bar over the cells.
     """
     import papermill
+    from nbclient.exceptions import CellTimeoutError
 
     path = Path(path)
     _read(path)
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+    for name, value in (("timeout", timeout), ("notebook_timeout", notebook_timeout)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    per_cell, whole = timeout or CELL_TIMEOUT[scale], notebook_timeout or NOTEBOOK_TIMEOUT[scale]
     out = Path(out) if out is not None else Path("build") / scale / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + whole
+
+    def cell_limit(cell: nbformat.NotebookNode) -> int:  # the cell's limit, or what is left of the notebook's
+        return max(1, int(min(per_cell, deadline - time.monotonic())))
+
     patient_polling()
-    papermill.execute_notebook(str(path), str(out), parameters={"SCALE": scale, **(parameters or {})},
-                               cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
-                               kernel_name="python3")
+    try:
+        papermill.execute_notebook(str(path), str(out), parameters={"SCALE": scale, **(parameters or {})},
+                                   cwd=str(path.parent), progress_bar=progress, kernel_name="python3",
+                                   timeout_func=cell_limit)
+    except CellTimeoutError as err:
+        which = "the notebook's limit" if time.monotonic() >= deadline - 1 else "the cell's limit"
+        preview = str(err).split("-------------------")[1].strip()[:300] if "----" in str(err) else ""
+        raise RunTimeout(f"{path} ran past {which} ({whole} s per notebook, {per_cell} s per cell at "
+                         f"{scale} scale) in the cell\n{preview}\nThe copy up to that cell: {out}. "
+                         "Raise the limits with --timeout / --notebook-timeout.") from None
     return out
 
 
 def to_html(path: str | Path, out: str | Path | None = None) -> Path:
-    """Render the notebook at ``path`` (usually an executed copy) as standalone HTML."""
+    """Render the notebook at ``path`` (usually an executed copy) as standalone HTML, widgets as their figures."""
     from nbconvert import HTMLExporter
 
     path = Path(path)
     out = Path(out) if out is not None else path.with_suffix(".html")
-    body, _ = HTMLExporter().from_notebook_node(_read(path))
+    nb = _read(path)
+    # Without the widgets' saved state nbconvert draws each widget's static copy (widgets.snapshot):
+    # a page with no kernel shows the figure, not controls that cannot move and need a CDN script.
+    nb.metadata.pop("widgets", None)
+    body, _ = HTMLExporter().from_notebook_node(nb)
     out.write_text(body, encoding="utf-8")
     return out
 
 
 def build_course(scale: str = "ci", out_dir: str | Path = "build",
-                 notebooks: Iterable[Path] | None = None) -> pd.DataFrame:
+                 notebooks: Iterable[Path] | None = None, timeout: int | None = None,
+                 notebook_timeout: int | None = None) -> pd.DataFrame:
     """Execute every lecture at ``scale`` into ``out_dir/<scale>/`` and render each as HTML.
 
-    A failing notebook does not stop the build: its row says so and its partial
-    copy is still rendered. Returns one row per notebook (seconds, status, html).
+    A failing or timed-out notebook does not stop the build: its row says so and its
+    partial copy is still rendered. Returns one row per notebook (seconds, status, html).
+    ``timeout`` and ``notebook_timeout`` are :func:`run`'s limits.
     """
     target = Path(out_dir) / scale
     rows = []
@@ -152,7 +188,7 @@ def build_course(scale: str = "ci", out_dir: str | Path = "build",
         start, status = time.perf_counter(), "ok"
         executed = target / nb.name
         try:
-            run(nb, executed, scale)
+            run(nb, executed, scale, timeout=timeout, notebook_timeout=notebook_timeout)
         except Exception as err:  # papermill raises PapermillExecutionError and kernel errors
             status = f"failed: {type(err).__name__}: {str(err).strip().splitlines()[-1][:200]}"
         html = to_html(executed) if executed.is_file() else None
