@@ -26,9 +26,9 @@ TEST_JOBS ?= $(shell n=$$(( $$(nproc) / $(OMP_NUM_THREADS) )); echo $$(( n > 0 ?
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coursekit-installed
 
-.PHONY: setup data sandbox lab test headlines course bench margins lint clean
+.PHONY: setup data sandbox browser lab test headlines ui course site slides bench margins lint clean
 
-setup: $(STAMP) data sandbox
+setup: $(STAMP) data sandbox browser
 
 # Re-install only when the package's dependencies or the chosen torch change.
 $(STAMP): pyproject.toml
@@ -45,6 +45,13 @@ data: $(STAMP)
 sandbox: $(STAMP)
 	@$(BIN)/python -m coursekit.tooling.grading.sandbox
 
+# Debian's Chromium and its driver, for the real-browser test (tests/ui): installed as root with apt where
+# missing; elsewhere that test skips and says why.
+browser: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || $(BIN)/python -m coursekit.core.debian chromium chromium-driver \
+	  || echo "no Chromium: the real-browser test (tests/ui) will skip"
+
 # JupyterLab refuses to run as root unless told; containers and CI often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -59,6 +66,10 @@ test: setup
 	status=$$?; \
 	echo "whole suite: $$(( $$(date +%s) - start )) s"; exit $$status
 
+# Every lecture in Chromium on JupyterLab (make test runs two of them): Run All, every control moved.
+ui: setup
+	COURSEKIT_UI=all OMP_NUM_THREADS=$(OMP_NUM_THREADS) $(BIN)/python -m pytest -n 0 tests/ui $(PYTEST_ARGS)
+
 # Every lecture's headline for seed 1 (COURSEKIT_SEEDS=0,1,2 for more), outside CI's budget.
 headlines: setup
 	OMP_NUM_THREADS=$(OMP_NUM_THREADS) COURSEKIT_SCALE=ci $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile \
@@ -66,6 +77,16 @@ headlines: setup
 
 course: setup
 	$(BIN)/coursekit course --scale $(SCALE) -o build
+
+# The static website: every lecture executed at SCALE, the labs as released, the docs (MkDocs, offline).
+site: setup
+	$(BIN)/coursekit site --scale $(SCALE) -o build/site
+
+# Static reveal.js slides of every lecture executed at SCALE (reuses `make course`'s copies when fresh).
+# Live slides: `make lab`, open a lecture, press RISE's button. REVEAL_PREFIX=<url or folder of reveal.js 4>.
+REVEAL_PREFIX ?=
+slides: setup
+	$(BIN)/coursekit slides --scale $(SCALE) -o build/slides $(if $(REVEAL_PREFIX),--reveal-prefix $(REVEAL_PREFIX))
 
 bench: setup
 	@mkdir -p build

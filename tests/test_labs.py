@@ -1,4 +1,4 @@
-"""Labs 02 to 05: each release check, and the points that common mistakes lose.
+"""Labs 02 to 07: each release check, and the points that common mistakes lose.
 
 (Lab 01 has its own, larger suite against hostile submissions: ``test_grading.py``.)
 Lab 02 — Q1 Taylor score (4 points: 3 + 1), Q2 OBD saliency (2: 1 + 1), Q3 mean replacement (4: 2 + 2).
@@ -6,6 +6,8 @@ Lab 03 — Q1 ERK densities (3: 2 + 1), Q2 one SET step (4: 2 + 2), Q3 SynFlow s
 Lab 04 — Q1 k-winners (4: 2 + 1 + 1), Q2 overlap probability (3: 1 + 1 + 1), Q3 novelty (3: 2 + 1).
 Lab 05 — Q1 Hessian-vector product (4: 2 + 1 + 1), Q2 top eigenvalue by Lanczos (3: 1 + 1 + 1),
 Q3 effective dimension (3: 2 + 1).
+Lab 06 — Q1 true Fisher trace (4: 2 + 1 + 1), Q2 block blur (3: 2 + 1), Q3 Early-Bird epoch (3: 2 + 1).
+Lab 07 — Q1 L1 filter pruning (4: 2 + 1 + 1), Q2 truncated-SVD low rank (3: 2 + 1), Q3 Huffman bits (3: 2 + 1).
 """
 
 from __future__ import annotations
@@ -116,6 +118,58 @@ Z_SQUARED_Q3 = '''def effective_dimension(eigenvalues, z):
         raise ValueError("negative eigenvalues: pass eigenvalues.clamp(min=0) or eigenvalues.abs()")
     return float((values / (values + z**2)).sum())  # z squared: the same as z only at z = 1
 '''
+L2_RANKING_Q1 = '''def prune_filters(conv, next_conv, keep):
+    if not 1 <= keep <= conv.out_channels:
+        raise ValueError(f"keep must lie in 1..{conv.out_channels}, got {keep}")
+    norms = conv.weight.detach().flatten(1).norm(dim=1)  # the L2 norm, not Li et al.'s L1 norm
+    kept = torch.sort(norms, descending=True, stable=True).indices[:keep].sort().values
+    new_conv, new_next = copy.deepcopy(conv), copy.deepcopy(next_conv)
+    new_conv.weight = nn.Parameter(conv.weight[kept].detach().clone())
+    if conv.bias is not None:
+        new_conv.bias = nn.Parameter(conv.bias[kept].detach().clone())
+    new_next.weight = nn.Parameter(next_conv.weight[:, kept].detach().clone())
+    new_conv.out_channels = new_next.in_channels = keep
+    return new_conv, new_next
+'''
+DROPPED_BIAS_Q2 = '''def low_rank(linear, rank):
+    out_features, in_features = linear.weight.shape
+    if not 1 <= rank <= min(out_features, in_features):
+        raise ValueError(f"rank must lie in 1..{min(out_features, in_features)}, got {rank}")
+    u, s, vh = torch.linalg.svd(linear.weight.detach().double(), full_matrices=False)
+    first = nn.Linear(in_features, rank, bias=False)
+    second = nn.Linear(rank, out_features, bias=False)  # the layer's bias is lost
+    with torch.no_grad():
+        first.weight.copy_(s[:rank].sqrt()[:, None] * vh[:rank])
+        second.weight.copy_(u[:, :rank] * s[:rank].sqrt())
+    return nn.Sequential(first, second)
+'''
+FIXED_LENGTH_Q3 = '''def huffman_bits(symbols):
+    distinct = len(set(symbols))  # the same ceil(log2 k) bits for every symbol: not Huffman
+    return max(1, math.ceil(math.log2(distinct))) * len(symbols) if symbols else 0
+'''
+BATCH_GRADIENT_Q1 = '''def fisher_trace(model, x):
+    params = list(model.parameters())
+    log_probs = F.log_softmax(model(x), dim=1)
+    probs = log_probs.exp().detach()
+    trace = 0.0
+    for c in range(log_probs.shape[1]):  # the gradient of the batch mean, squared: not per example
+        grads = torch.autograd.grad(log_probs[:, c].mean(), params, retain_graph=True)
+        trace += float(probs[:, c].mean()) * sum(float(g.pow(2).sum()) for g in grads)
+    return trace
+'''
+BILINEAR_Q2 = '''def blur(images, factor):
+    h, w = images.shape[-2:]
+    if h % factor or w % factor:
+        raise ValueError(f"factor {factor} does not divide {h}×{w}")
+    small = F.avg_pool2d(images, factor)
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)  # smooth, not blocks
+'''
+PREVIOUS_MASK_ONLY_Q3 = '''def early_bird_epoch(masks, epsilon, window):
+    for i in range(window, len(masks)):
+        if (masks[i] != masks[i - 1]).float().mean() < epsilon:  # only the previous mask, not the window
+            return i + 1
+    return None
+'''
 # lab → (its answers replaced by a mistake: (points earned, {question: a phrase its message must hold}))
 LABS_UNDER_TEST = {
     "lab02_saliency": {
@@ -138,6 +192,16 @@ LABS_UNDER_TEST = {
         "no_create_graph_in_q1": ({"q1-answer": NO_CREATE_GRAPH_Q1}, 6, {"q1": "create_graph=True"}),
         "power_iteration_in_q2": ({"q2-answer": POWER_ITERATION_Q2}, 8, {"q2": "largest in magnitude"}),
         "z_squared_in_q3": ({"q3-answer": Z_SQUARED_Q3}, 8, {"q3": "z²"}),
+    },
+    "lab06_time_effects": {
+        "batch_gradient_in_q1": ({"q1-answer": BATCH_GRADIENT_Q1}, 7, {"q1": "per-example gradients"}),
+        "bilinear_in_q2": ({"q2-answer": BILINEAR_Q2}, 8, {"q2": "up-sampled bilinearly"}),
+        "previous_mask_only_in_q3": ({"q3-answer": PREVIOUS_MASK_ONLY_Q3}, 8, {"q3": "only with the previous"}),
+    },
+    "lab07_data_oblivious": {
+        "l2_ranking_in_q1": ({"q1-answer": L2_RANKING_Q1}, 8, {"q1": "by their L2 norms"}),
+        "dropped_bias_in_q2": ({"q2-answer": DROPPED_BIAS_Q2}, 9, {"q2": "copy the original bias"}),
+        "fixed_length_in_q3": ({"q3-answer": FIXED_LENGTH_Q3}, 8, {"q3": "fixed-length code"}),
     },
 }
 

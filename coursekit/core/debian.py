@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 
 def apt_install(package: str) -> bool:
@@ -21,3 +22,15 @@ def apt_install(package: str) -> bool:
         return True
     subprocess.run(["apt-get", "update", "-q"], capture_output=True)  # a new machine has no lists
     return subprocess.run(install, capture_output=True).returncode == 0
+
+
+def main(packages: list[str]) -> int:
+    """``python -m coursekit.core.debian PACKAGE…``: install what is missing; exit 1 (saying so) if any failed."""
+    failed = [p for p in packages if not apt_install(p)]
+    for p in failed:
+        print(f"could not install {p} (needs root and apt-get); install it by hand to use it", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -70,6 +70,25 @@ def _cmd_course(args: argparse.Namespace) -> int:
     return 0 if (report["status"] == "ok").all() else 1
 
 
+def _cmd_site(args: argparse.Namespace) -> int:
+    from coursekit.tooling.site import build_site
+
+    report = build_site(args.scale, args.output, timeout=args.timeout, notebook_timeout=args.notebook_timeout)
+    print(report.to_string(index=False))
+    print(f"site → {args.output}/index.html (with search: python -m http.server -d {args.output}, then "
+          "http://127.0.0.1:8000)")
+    return 0 if (report["status"] == "ok").all() else 1
+
+
+def _cmd_slides(args: argparse.Namespace) -> int:
+    from coursekit.tooling import slides
+
+    executed = slides.executed_lectures(args.scale, timeout=args.timeout, notebook_timeout=args.notebook_timeout)
+    for page in slides.export(executed, args.output, args.reveal_prefix or slides.CDN_REVEAL):
+        print(page)
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     names = args.names or list(data.DATASETS)
     for name in names:
@@ -172,6 +191,22 @@ def parser() -> argparse.ArgumentParser:
     _add_limits(c)
     c.set_defaults(func=_cmd_course)
 
+    st = sub.add_parser("site", help="execute every lecture and build the course's static website "
+                        "(MkDocs; offline; broken links fail the build)")
+    st.add_argument("--scale", choices=SCALES, default="ci")
+    st.add_argument("-o", "--output", default="build/site", help="the site's folder (default: build/site)")
+    _add_limits(st)
+    st.set_defaults(func=_cmd_site)
+
+    sl = sub.add_parser("slides", help="export every lecture, executed at a scale, as static reveal.js slides "
+                        "(live slides: open a lecture in JupyterLab and press RISE's button)")
+    sl.add_argument("--scale", choices=SCALES, default="ci")
+    sl.add_argument("-o", "--output", default="build/slides", help="output folder (default: build/slides)")
+    sl.add_argument("--reveal-prefix", default=None, help="where the pages load reveal.js 4 from: a URL or a "
+                    "local folder (default: a CDN, so the pages need a network)")
+    _add_limits(sl)
+    sl.set_defaults(func=_cmd_slides)
+
     e = sub.add_parser("record-outputs", help="run notebooks at ci scale and record the outputs "
                        "of their '# NBVAL_CHECK_OUTPUT' cells as nbval's expected outputs")
     e.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
@@ -216,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, SandboxUnavailable) as err:
         print(f"coursekit: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeError as err:  # site.build_site: MkDocs refused the site, or a link leads nowhere
+        print(f"coursekit: {err}", file=sys.stderr)
+        return 1
     except TimeoutError as err:  # notebooks.RunTimeout: a notebook ran past its limit
         print(f"coursekit: {err}", file=sys.stderr)
         return 1
