@@ -185,7 +185,8 @@ def build_site(scale: str = "ci", out: str | Path = "build/site", timeout: int |
     report = build_course(scale, build, notebooks, timeout=timeout, notebook_timeout=notebook_timeout)
     config = stage(report, build / scale, scale, build / "site-src", labs)
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "--config-file",
-                           str(config), "--site-dir", str(out)], capture_output=True, text=True)
+                           str(config), "--site-dir", str(out)], capture_output=True, text=True,
+                          cwd=config.parent)  # mkdocs-jupyter caches into the working folder
     if done.returncode:
         raise RuntimeError(f"MkDocs refused the site:\n{done.stderr[-3000:]}")
     broken = broken_links(out)
