@@ -26,7 +26,8 @@ def test_the_site_holds_every_page_with_search_and_working_links(tmp_path):
     first = _notebook(tmp_path, "a.ipynb", "Next: [the second](b.ipynb#Part-one).")
     second = _notebook(tmp_path, "b.ipynb", "Back to [the first](a.ipynb).")
     out = tmp_path / "build" / "site"
-    report = site.build_site("ci", out, notebooks=[first, second], labs=[LABS / "lab01_lottery"])
+    report = site.build_site("ci", out, notebooks=[first, second], labs=[LABS / "lab01_lottery"],
+                             docs=[site.DOCS / "grading.md"])  # instructor.md links every lecture
     assert list(report["status"]) == ["ok", "ok"]
     page = (out / "lectures" / "a.html").read_text()
     assert "href=\"b.html#part-one\"" in page and "ran at ci" in page  # executed, linked to the page
@@ -41,5 +42,5 @@ def test_the_site_holds_every_page_with_search_and_working_links(tmp_path):
 def test_a_link_to_a_missing_notebook_or_anchor_fails_the_build(tmp_path, capsys):
     lone = _notebook(tmp_path, "a.ipynb", "See [the missing one](gone.ipynb) and [this](#No-such-part).")
     with pytest.raises(RuntimeError, match="2 broken link") as err:
-        site.build_site("ci", tmp_path / "build" / "site", notebooks=[lone], labs=[])
+        site.build_site("ci", tmp_path / "build" / "site", notebooks=[lone], labs=[], docs=[])
     assert "lectures/a.html: gone.html" in str(err.value) and "#no-such-part (no such anchor)" in str(err.value)

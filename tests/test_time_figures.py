@@ -30,7 +30,9 @@ def test_critical_period_marks_the_chosen_run():
 
 def test_fisher_trace_stacks_layers_in_module_order():
     fig = critical.plot_fisher_trace(_sweep().fisher)
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["0 Conv2d", "3 Linear"]
+    stacked = [c.get_label() for c in fig.axes[0].collections if not c.get_label().startswith("_")]
+    assert stacked == ["0 Conv2d", "3 Linear"]  # bottom to top
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["3 Linear", "0 Conv2d"]  # as seen
     with pytest.raises(ValueError, match="no 'empirical' Fisher traces"):
         critical.plot_fisher_trace(_sweep().fisher, kind="empirical")
 

@@ -168,6 +168,16 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
                    help=f"seconds a whole notebook may run (default by scale: {per_scale(NOTEBOOK_TIMEOUT)})")
 
 
+def _every_lecture(sub, name: str, func, output: str, help: str) -> argparse.ArgumentParser:
+    """A command that executes every lecture at a scale: --scale, -o and the run limits."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--scale", choices=SCALES, default="ci")
+    p.add_argument("-o", "--output", default=output, help=f"output folder (default: {output})")
+    _add_limits(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="coursekit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -185,27 +195,13 @@ def parser() -> argparse.ArgumentParser:
     _add_limits(r)
     r.set_defaults(func=_cmd_run)
 
-    c = sub.add_parser("course", help="execute every lecture and render HTML into build/")
-    c.add_argument("--scale", choices=SCALES, default="ci")
-    c.add_argument("-o", "--output", default="build", help="output folder (default: build)")
-    _add_limits(c)
-    c.set_defaults(func=_cmd_course)
-
-    st = sub.add_parser("site", help="execute every lecture and build the course's static website "
-                        "(MkDocs; offline; broken links fail the build)")
-    st.add_argument("--scale", choices=SCALES, default="ci")
-    st.add_argument("-o", "--output", default="build/site", help="the site's folder (default: build/site)")
-    _add_limits(st)
-    st.set_defaults(func=_cmd_site)
-
-    sl = sub.add_parser("slides", help="export every lecture, executed at a scale, as static reveal.js slides "
-                        "(live slides: open a lecture in JupyterLab and press RISE's button)")
-    sl.add_argument("--scale", choices=SCALES, default="ci")
-    sl.add_argument("-o", "--output", default="build/slides", help="output folder (default: build/slides)")
+    _every_lecture(sub, "course", _cmd_course, "build", "execute every lecture and render HTML into build/")
+    _every_lecture(sub, "site", _cmd_site, "build/site", "execute every lecture and build the course's static "
+                   "website (MkDocs; offline; broken links fail the build)")
+    sl = _every_lecture(sub, "slides", _cmd_slides, "build/slides", "export every lecture, executed at a scale, as "
+                        "static reveal.js slides (live slides: open a lecture in JupyterLab and press RISE's button)")
     sl.add_argument("--reveal-prefix", default=None, help="where the pages load reveal.js 4 from: a URL or a "
                     "local folder (default: a CDN, so the pages need a network)")
-    _add_limits(sl)
-    sl.set_defaults(func=_cmd_slides)
 
     e = sub.add_parser("record-outputs", help="run notebooks at ci scale and record the outputs "
                        "of their '# NBVAL_CHECK_OUTPUT' cells as nbval's expected outputs")

@@ -74,7 +74,11 @@ def _lectures(report: pd.DataFrame) -> list[tuple[str, str, str]]:
     return [(*known.get(n, ("", Path(n).stem, ""))[:2], n) for n in names]
 
 
-def _index(report: pd.DataFrame, scale: str, labs: list[str]) -> str:
+def _title(page: Path) -> str:
+    return page.stem.replace("_", " ").capitalize()
+
+
+def _index(report: pd.DataFrame, scale: str, labs: list[str], docs: list[Path]) -> str:
     rows = [f"| # | lecture | slides | run at `{scale}` |", "|---|---|---|---|"]
     status = dict(zip(report["notebook"], report["status"], strict=True))
     seconds = dict(zip(report["notebook"], report["seconds"], strict=True))
@@ -83,7 +87,7 @@ def _index(report: pd.DataFrame, scale: str, labs: list[str]) -> str:
         state = f"{seconds[name]:.0f} s" if status[name] == "ok" else f"**{status[name]}**"
         rows.append(f"| {number} | [{title}](lectures/{name}) | {slides.get(name, '')} | {state} |")
     lab_rows = "\n".join(f"- [{lab}](labs/{lab}.ipynb)" for lab in labs)
-    docs = "\n".join(f"- [{p.stem.replace('_', ' ').capitalize()}](docs/{p.name})" for p in sorted(DOCS.glob("*.md")))
+    doc_links = "\n".join(f"- [{_title(p)}](docs/{p.name})" for p in docs)
     return (f"# Network pruning and the Lottery Ticket Hypothesis\n\n"
             f"A course in {len(rows) - 2} executed notebooks built on one lecture, with the `coursekit` library "
             f"behind every figure. These pages were run at the **`{scale}`** scale (`make site SCALE={scale}`); "
@@ -91,16 +95,16 @@ def _index(report: pd.DataFrame, scale: str, labs: list[str]) -> str:
             "## Lectures\n\n" + "\n".join(rows) + "\n\n"
             "## Labs\n\nThe graded assignments, as students receive them (solutions removed; "
             "`coursekit release` and `coursekit grade`, see the docs):\n\n" + lab_rows + "\n\n"
-            "## Docs\n\n" + docs + "\n")
+            "## Docs\n\n" + doc_links + "\n")
 
 
-def _config(scale: str, report: pd.DataFrame, labs: list[str]) -> str:
+def _config(scale: str, report: pd.DataFrame, labs: list[str], docs: list[Path]) -> str:
     def section(title: str, entries: list[str]) -> list[str]:
         return [f"  - {title}:", *entries] if entries else []
 
     lectures = [f"      - '{f'{n} · ' if n else ''}{title}': lectures/{name}" for n, title, name in _lectures(report)]
     lab_nav = [f"      - {lab}: labs/{lab}.ipynb" for lab in labs]
-    doc_nav = [f"      - {p.stem.replace('_', ' ').capitalize()}: docs/{p.name}" for p in sorted(DOCS.glob("*.md"))]
+    doc_nav = [f"      - {_title(p)}: docs/{p.name}" for p in docs]
     return "\n".join([
         f"site_name: 'Network pruning and the Lottery Ticket Hypothesis ({scale})'",
         "use_directory_urls: false",
@@ -126,8 +130,12 @@ def _config(scale: str, report: pd.DataFrame, labs: list[str]) -> str:
 
 
 def stage(report: pd.DataFrame, executed: Path, scale: str, work: Path,
-          labs: Iterable[Path] | None = None) -> Path:
-    """Write the MkDocs project for the executed lectures in ``executed`` into ``work``; return its config."""
+          labs: Iterable[Path] | None = None, docs: Iterable[Path] | None = None) -> Path:
+    """Write the MkDocs project for the executed lectures in ``executed`` into ``work``; return its config.
+
+    ``labs`` and ``docs`` default to every lab folder and every page of ``docs/``.
+    """
+    docs = sorted(docs if docs is not None else DOCS.glob("*.md"))
     if work.exists():
         shutil.rmtree(work)
     for folder in ("docs/lectures", "docs/labs", "docs/docs"):
@@ -141,11 +149,11 @@ def stage(report: pd.DataFrame, executed: Path, scale: str, work: Path,
         source, template = labfmt.read_source(lab / f"{lab.name}.ipynb")
         nbformat.write(_for_the_web(labfmt.student_notebook(source, template)), work / "docs/labs" / f"{lab.name}.ipynb")
         lab_names.append(lab.name)
-    for page in DOCS.glob("*.md"):
+    for page in docs:
         shutil.copy(page, work / "docs/docs" / page.name)
-    (work / "docs/index.md").write_text(_index(report, scale, lab_names), encoding="utf-8")
+    (work / "docs/index.md").write_text(_index(report, scale, lab_names, docs), encoding="utf-8")
     config = work / "mkdocs.yml"
-    config.write_text(_config(scale, report, lab_names), encoding="utf-8")
+    config.write_text(_config(scale, report, lab_names, docs), encoding="utf-8")
     return config
 
 
@@ -174,7 +182,7 @@ def broken_links(site: Path) -> list[str]:
 
 def build_site(scale: str = "ci", out: str | Path = "build/site", timeout: int | None = None,
                notebook_timeout: int | None = None, notebooks: Iterable[Path] | None = None,
-               labs: Iterable[Path] | None = None) -> pd.DataFrame:
+               labs: Iterable[Path] | None = None, docs: Iterable[Path] | None = None) -> pd.DataFrame:
     """Execute every lecture at ``scale``, stage it with the labs and docs, build the site into ``out``.
 
     Returns :func:`coursekit.tooling.notebooks.build_course`'s report. Raises ``RuntimeError`` when
@@ -183,7 +191,7 @@ def build_site(scale: str = "ci", out: str | Path = "build/site", timeout: int |
     out = Path(out).resolve()
     build = out.parent
     report = build_course(scale, build, notebooks, timeout=timeout, notebook_timeout=notebook_timeout)
-    config = stage(report, build / scale, scale, build / "site-src", labs)
+    config = stage(report, build / scale, scale, build / "site-src", labs, docs)
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "--config-file",
                            str(config), "--site-dir", str(out)], capture_output=True, text=True,
                           cwd=config.parent)  # mkdocs-jupyter caches into the working folder
