@@ -37,9 +37,17 @@ def test_problems_name_the_missing_title_and_the_overfull_slide(tmp_path):
 
 
 def test_export_writes_reveal_slides_that_load_reveal_from_the_prefix(tmp_path):
-    nb = _deck(new_markdown_cell("## Second"))
+    from nbformat.v4 import new_output
+
+    view = "application/vnd.jupyter.widget-view+json"
+    shown = new_code_cell("display(explorer)", outputs=[new_output(
+        "display_data", data={view: {"model_id": "m1", "version_major": 2, "version_minor": 0},
+                              "image/png": "iVBORw0KGgo=", "text/plain": "VBox()"})])
+    nb = _deck(new_markdown_cell("## Second"), shown)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"m1": {}}}}
     nb.cells[1].metadata["slideshow"] = {"slide_type": "slide"}
     nbformat.write(nb, tmp_path / "deck.ipynb")
     (page,) = slides.export([tmp_path / "deck.ipynb"], tmp_path / "out", reveal_prefix="reveal")
     text = page.read_text()
     assert page.name == "deck.slides.html" and text.count("<section") >= 2 and '"reveal/dist/reveal.js"' in text
+    assert "data:image/png;base64,iVBORw0KGgo=" in text and view not in text  # the widget as its figure

@@ -10,8 +10,6 @@ opens with a title slide (its ``# `` heading), and no slide may hold more than a
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
@@ -122,20 +120,24 @@ def executed_lectures(scale: str, build: str | Path = "build", timeout: int | No
 
 
 def export(notebooks: Iterable[Path], out: str | Path, reveal_prefix: str = CDN_REVEAL) -> list[Path]:
-    """Static reveal.js slides of each notebook into ``out`` (``nbconvert --to slides``).
+    """Static reveal.js slides of each notebook into ``out`` (nbconvert's slides exporter).
 
     reveal.js loads from ``reveal_prefix``: a CDN by default (the pages then need a network), or a
-    local copy of reveal.js 4 for a talk offline. Live slides need no export: open the notebook in
-    JupyterLab and press the RISE button (or Alt-R).
+    local copy of reveal.js 4 for a talk offline. Widgets show their static figure (the saved widget
+    state is dropped, as for the site). Live slides need no export: open the notebook in JupyterLab and
+    press the RISE button (or Alt-R).
     """
+    from nbconvert import SlidesExporter
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    exporter = SlidesExporter(reveal_url_prefix=reveal_prefix, reveal_scroll=True)
     written = []
-    for nb in notebooks:
-        done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "slides", str(nb),
-                               "--output-dir", str(out), f"--SlidesExporter.reveal_url_prefix={reveal_prefix}",
-                               "--SlidesExporter.reveal_scroll=True"], capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"nbconvert could not export {nb}:\n{done.stderr[-2000:]}")
-        written.append(out / f"{Path(nb).stem}.slides.html")
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.pop("widgets", None)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(path).stem}})
+        page = out / f"{Path(path).stem}.slides.html"
+        page.write_text(body, encoding="utf-8")
+        written.append(page)
     return written

@@ -80,6 +80,7 @@ def lab(tmp_path_factory):
     (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port, token = _free_port(), secrets.token_hex(8)
     env = os.environ | {"JUPYTERLAB_SETTINGS_DIR": str(root / "settings"), "COURSEKIT_SCALE": "ci",
+                        "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),  # no tabs restored from before
                         "COURSEKIT_RUNS": str(root / "runs"), "JUPYTER_RUNTIME_DIR": str(root / "runtime")}
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
