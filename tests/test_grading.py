@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import site
 import socket
 import subprocess
@@ -487,27 +486,16 @@ def test_grade_bad_arguments(tmp_path, capsys):
 
 @pytest.fixture
 def cpu_hogs():
-    """A loaded machine for as long as the test runs. Where the OS allows, this test, the grader it starts
-    and one CPU hog share a single core (the grader's two workers get a third of it each, as two workers
-    beside four hogs would on two cores) and the other cores stay free for the rest of the suite; else
-    two hogs keep two cores busy."""
-    pin = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1
-    before = os.sched_getaffinity(0) if pin else None
-    if pin:
-        os.sched_setaffinity(0, {min(before)})  # inherited by the hog and by the grader's processes
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(1 if pin else 2)]
-    try:
-        yield
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
-        if pin:
-            os.sched_setaffinity(0, before)
+    """Two processes that keep both cores busy for as long as the test runs."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
 
 
 def test_a_loaded_machine_costs_an_honest_student_nothing(released, tmp_path, cpu_hogs, sandboxed):
-    """Graded two at a time on a loaded machine (``cpu_hogs``), with a 10 s cap per cell: a slow instructor cell
+    """Graded two at a time beside two CPU hogs, with a 10 s cap per cell: a slow instructor cell
     (importing torch, loading data) is run again with more time, never charged to the student."""
     student, bundle = released
     every, grades = tmp_path / "all", tmp_path / "grades"
