@@ -1,14 +1,11 @@
-"""Small parts of the grader: solution stripping, evidence reading, finding the culprit cell."""
+"""Small parts of the grader: solution stripping, evidence in and out of the kernel, the driver's limits."""
 
 import json
-import subprocess
-import sys
 
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from coursekit.tooling.grading import checks, execute, labfmt
+from coursekit.tooling.grading import checks, execute, kernel, labfmt
 
 
 def test_strip_solutions_keeps_indentation_and_the_rest():
@@ -26,8 +23,8 @@ def _display(payload):
 
 
 def test_evidence_needs_the_runs_nonce_and_must_be_unique():
-    good = _display({"check": "c1", "nonce": "n1", "evidence": 42})
-    forged = _display({"check": "c1", "nonce": "guess", "evidence": 42})
+    good = _display({"check": "c1", "nonce": "n1", "json": "42"})
+    forged = _display({"check": "c1", "nonce": "guess", "json": "42"})
     assert checks.read_evidence([good], CHECK, "n1") == ("ok", 42)
     assert checks.read_evidence([forged], CHECK, "n1")[0] == "missing"
     assert "more than once" in checks.read_evidence([good, good], CHECK, "n1")[1]
@@ -35,18 +32,59 @@ def test_evidence_needs_the_runs_nonce_and_must_be_unique():
     assert checks.read_evidence([error], CHECK, "n1") == ("error", "NameError: f")
 
 
-def test_probe_source_runs_and_reports(tmp_path):
-    source = checks.probe_cell_source(CHECK, "n1")
-    shown = []
+@pytest.mark.parametrize("sent", [{"evidence": 42}, {"json": 42}, {"json": "NaN"}, {"json": "[1, Infinity]"},
+                                  {"json": "{"}, {"json": " " * (checks.MAX_EVIDENCE_CHARS + 1)}])
+def test_evidence_must_arrive_as_plain_json_text(sent):
+    """Objects, numbers outside JSON and broken text are refused before any judge sees them."""
+    status, why = checks.read_evidence([_display({"check": "c1", "nonce": "n1"} | sent)], CHECK, "n1")
+    assert status == "missing" and "not plain data" in why
+
+
+def test_plain_accepts_data_and_the_array_types_themselves():
+    torch = pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    kernel._preload(("torch", "numpy"))
+    value = {"t": torch.tensor([[True, False]]), "a": np.arange(3), "s": np.float32(0.5), "n": float("nan"),
+             "x": (1, "y", None)}
+    assert kernel.plain(value) == {"t": [[True, False]], "a": [0, 1, 2], "s": 0.5, "n": "nan", "x": [1, "y", None]}
+
+
+@pytest.mark.parametrize("make", ["list_subclass", "float_subclass", "int_key", "tensor_subclass", "parameter",
+                                  "object"])
+def test_plain_refuses_lookalikes(make):
+    """Subclasses (whatever their ``__eq__`` or ``__torch_function__``) and other objects are refused."""
+    torch = pytest.importorskip("torch")
+    kernel._preload(("torch",))
+
+    class Agrees(list):
+        def __eq__(self, other):
+            return True
+
+    class Close(float):
+        pass
+
+    class Lookalike(torch.Tensor):
+        pass
+
+    value = {"list_subclass": Agrees([1]), "float_subclass": [Close(1.0)], "int_key": {1: 2},
+             "tensor_subclass": torch.ones(2).as_subclass(Lookalike),
+             "parameter": torch.nn.Parameter(torch.ones(2)), "object": object()}[make]
+    with pytest.raises(kernel.EvidenceError):
+        kernel.plain(value)
+
+
+def test_a_probe_runs_with_the_original_builtins_beside_the_students_names(monkeypatch):
     import IPython.display
 
-    real = IPython.display.display
-    IPython.display.display = lambda obj, raw=False: shown.append(obj)
-    try:
-        exec(compile(source, "probe", "exec"), {})
-    finally:
-        IPython.display.display = real
-    assert shown == [{checks.EVIDENCE_MIME: {"evidence": 42, "check": "c1", "nonce": "n1"}}]
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    student = {"kernel": kernel, "sorted": lambda *a: "forged", "len": lambda *a: 99, "double": lambda x: 2 * x}
+    source = checks.probe_cell_source(checks.Check("c", "q1", 1, "evidence = [sorted([2, 1]), len('ab'), double(3)]",
+                                                   lambda e, r: (True, "")), "n1")
+    exec(compile(source.replace("import coursekit.tooling.grading.kernel as __coursekit_kernel\n", "")
+                 .replace("__coursekit_kernel", "kernel"), "probe", "exec"), student)
+    (payload,) = [s[checks.EVIDENCE_MIME] for s in shown]
+    assert payload["nonce"] == "n1" and json.loads(payload["json"]) == [[1, 2], 2, 6]
 
 
 def test_a_judge_that_raises_fails_the_check():
@@ -55,32 +93,12 @@ def test_a_judge_that_raises_fails_the_check():
     assert not passed and "ZeroDivisionError" in message
 
 
-def test_culprit_skips_the_injected_parameters_cell():
-    nb = new_notebook(cells=[new_code_cell("a"), new_code_cell("b"), new_code_cell("c")])
-    nb.cells[1].metadata["tags"] = ["injected-parameters"]
-    for cell in nb.cells[:3]:
-        cell.metadata["papermill"] = {"start_time": "t"}
-    assert execute._culprit(nb) == 1  # the third cell, second of the notebook as given
-    nb.cells[2].metadata["papermill"] = {"start_time": None}
-    assert execute._culprit(nb) == 0
+def _run(tmp_path, *cells, **limits):
+    """Run ``cells`` as the grader does (without the sandbox: faster, and the same driver)."""
+    from coursekit.tooling.grading.grade import Limits, _execute
 
-
-def test_hang_and_crash_cost_one_cell(tmp_path):
-    nb = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell("while True: pass"),
-                             new_code_cell("import os; os._exit(1)"), new_code_cell("print(x + 1)")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "n.ipynb")
-    incidents = execute.run(tmp_path / "n.ipynb", tmp_path / "out.ipynb", cell_timeout=3)
-    assert [i["cell"] for i in incidents] == [1, 2]
-    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert out.cells[3].outputs[0]["text"] == "2\n"
-
-
-def _notebook(tmp_path, *cells):
     nb = new_notebook(cells=[new_code_cell(c) if isinstance(c, str) else c for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "n.ipynb")
-    return tmp_path / "n.ipynb"
+    return _execute(nb, tmp_path, Limits(**({"cell_timeout": 60} | limits)), {}, False, [])
 
 
 def _locked(source, timeout):
@@ -89,19 +107,27 @@ def _locked(source, timeout):
     return cell
 
 
+def test_hang_crash_and_a_killed_driver_cost_one_cell_each(tmp_path):
+    executed, incidents = _run(tmp_path, "x = 1", "while True: pass", "import os; os._exit(1)",
+                               "import os, signal; os.kill(os.getppid(), signal.SIGKILL)", "print(x + 1)",
+                               cell_timeout=3)
+    assert [(i["cell"], i["reason"]) for i in incidents] == [
+        (1, "ran longer than its limit of 3s"), (2, "stopped the kernel (crash, exit or out of memory)"),
+        (3, "stopped the grading process (killed it, or ran out of memory)")]
+    assert executed.cells[4].outputs[0]["text"] == "2\n"
+    assert executed.cells[1].source.startswith("# removed by the grader")
+
+
 def test_a_slow_instructor_cell_is_run_again_with_more_time_not_charged(tmp_path):
     """A locked cell past its limit (a loaded machine) is never replaced: it gets four times the time."""
-    path = _notebook(tmp_path, _locked("import time\ntime.sleep(2.5)\nx = 1", timeout=1), "print(x + 1)")
-    incidents = execute.run(path, tmp_path / "out.ipynb", cell_timeout=60)
+    executed, incidents = _run(tmp_path, _locked("import time\ntime.sleep(2.5)\nx = 1", timeout=1), "print(x + 1)")
     assert [(i["id"], i.get("environment")) for i in incidents] == [("setup", None)]
     assert "not charged to the student" in incidents[0]["reason"] and "limit of 4s" in incidents[0]["reason"]
-    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert out.cells[1].outputs[0]["text"] == "2\n"
+    assert executed.cells[1].outputs[0]["text"] == "2\n"
 
 
 def test_an_instructor_cell_that_fails_twice_is_the_environment(tmp_path):
-    path = _notebook(tmp_path, _locked("import time\ntime.sleep(30)", timeout=1), "print('student')")
-    incidents = execute.run(path, tmp_path / "out.ipynb", cell_timeout=60)
+    _, incidents = _run(tmp_path, _locked("import time\ntime.sleep(30)", timeout=1), "print('student')")
     assert [i.get("environment") for i in incidents] == [None, True]
     assert "the grader's environment, not the submission" in incidents[-1]["reason"]
 
@@ -112,25 +138,25 @@ def test_a_cells_limit_is_its_solution_time_scaled_and_capped():
     limits = Limits(cell_timeout=60, floor=30, factor=10)
     assert [limits.cell_limit(t) for t in (None, 0.01, 2.0, 100.0)] == [60, 31, 50, 60]
     cell = new_code_cell("x")
-    assert execute._limit(cell, 60) == 60
+    assert execute.limit(cell, 60) == 60
     cell.metadata["coursekit"] = {"timeout": 7}
-    assert execute._limit(cell, 60) == 7
+    assert execute.limit(cell, 60) == 7
 
 
 def test_the_cpu_time_limit_stops_a_burning_kernel(tmp_path):
-    """The worker's CPU-time limit is inherited by the kernel: a cell that burns CPU past it (here
-    within its 60 s wall-clock limit) stops the kernel, and costs that cell only."""
-    path = _notebook(tmp_path, "x = 1", "while True: pass", "print(x + 1)")
-    job = {"notebook": str(path), "output": str(tmp_path / "out.ipynb"), "incidents": str(tmp_path / "inc.json"),
-           "workdir": str(tmp_path), "cell_timeout": 60, "cpu_seconds": 6, "max_attempts": 3}
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    subprocess.run([sys.executable, "-m", "coursekit.tooling.grading.execute", str(tmp_path / "job.json")], check=True,
-                   timeout=300)
-    incidents = json.loads((tmp_path / "inc.json").read_text())
-    assert [(i["cell"], i["reason"]) for i in incidents] == [
-        (1, "stopped the kernel (crash, exit or out of memory)")]
-    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert out.cells[2].outputs[0]["text"] == "2\n"
+    """The kernel's CPU-time limit: a cell that burns CPU past it (here within its 60 s wall-clock
+    limit) stops the kernel, and costs that cell only."""
+    executed, incidents = _run(tmp_path, "x = 1", "while True: pass", "print(x + 1)", cpu_seconds=6)
+    assert [(i["cell"], i["reason"]) for i in incidents] == [(1, "stopped the kernel (crash, exit or out of memory)")]
+    assert executed.cells[2].outputs[0]["text"] == "2\n"
+
+
+def test_the_preloaded_modules_are_those_the_locked_cells_import():
+    template = labfmt.Template("lab", "r", {}, [
+        {"id": "a", "kind": "locked", "question": None, "cell_type": "code", "source": "import torch.nn\nimport os"},
+        {"id": "b", "kind": "answer", "question": "q1", "cell_type": "code", "source": "import numpy"},
+        {"id": "c", "kind": "locked", "question": None, "cell_type": "code", "source": "from math import pi\n("}])
+    assert template.imports() == {"torch", "os"}
 
 
 def test_close_compares_nested_numbers_within_tolerance():

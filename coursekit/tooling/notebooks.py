@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import json
-import queue
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ import pandas as pd
 from coursekit.core.progress import tqdm
 from coursekit.core.runtime import SCALES
 from coursekit.tooling.course import REPO, lecture_notebooks
+from coursekit.tooling.polling import patient_polling
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 EXPECTED_DIR = REPO / "tests" / "expected_outputs"
@@ -79,31 +79,6 @@ def import_problems(path: str | Path) -> list[str]:
     if private:
         found.append(f"reaches into private names {private}")
     return found
-
-
-async def _get_msg_in_slices(self, timeout: float | None = None) -> dict:
-    """``AsyncZMQSocketChannel.get_msg``, waiting at most a second at a time.
-
-    Under load, nbclient sometimes waits for ever on a message the kernel has already
-    sent (the kernel idle, the client parked in its event loop: seen with papermill at
-    ``ci`` scale, two notebooks at once; jupyter/nbclient#312 and jupyter_client#922
-    report the same). Waiting in slices re-polls the socket every second, so a missed
-    wake-up costs a second instead of the run.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-        if await self.socket.poll(int(wait * 1000)):
-            return await self._recv()
-        if deadline is not None and time.monotonic() >= deadline:
-            raise queue.Empty
-
-
-def patient_polling() -> None:
-    """Make every notebook run of this process poll its kernel in slices (see above); idempotent."""
-    from jupyter_client.channels import AsyncZMQSocketChannel
-
-    AsyncZMQSocketChannel.get_msg = _get_msg_in_slices
 
 
 # Seconds a cell, and a whole notebook, may run at each scale before `run` stops it (the CLI's

@@ -1,12 +1,17 @@
 """Hidden checks: evidence gathered in the student's kernel, judged in the grader's process.
 
 A check is a *probe* — code the grader appends after the student's cells, which must set
-a JSON-serialisable ``evidence`` from the student's functions — and a *judge* — a
-function ``(evidence, reference) -> (passed, message)`` that runs in the grader's own
-process, never in the student's kernel. ``reference`` is the evidence the lab's solution
-produced at release. So printing a fake score, or redefining checking functions inside the
-notebook, changes nothing: the verdict is not made there. A submission can only make its
-evidence look right by computing it right.
+``evidence`` from the student's functions — and a *judge* — a function
+``(evidence, reference) -> (passed, message)`` that runs in the grader's own process,
+never in the student's kernel. ``reference`` is the evidence the lab's solution produced
+at release. So printing a fake score, or redefining checking functions inside the
+notebook, changes nothing: the verdict is not made there.
+
+The kernel is the student's, so anything it sends could be forged. A probe therefore
+sends the student's *raw results* (the tensors their functions returned, on inputs the
+probe builds), reduced to plain JSON by :func:`.kernel.plain`, and the judge computes
+every statistic — counts, bounds, spreads — itself; a submission can only make its
+evidence look right by computing the results right.
 
 ``hidden_tests.py`` of a lab::
 
@@ -98,6 +103,22 @@ def close(evidence: object, reference: object, rel: float = 1e-6, abs_: float = 
     return evidence == reference
 
 
+def flatten(nested: object) -> list:
+    """The numbers of a tensor sent as nested lists, in order (a single number: a list of one)."""
+    if isinstance(nested, list):
+        return [leaf for item in nested for leaf in flatten(item)]
+    return [nested]
+
+
+def shape(nested: object) -> list[int]:
+    """The shape of a tensor sent as nested lists (ragged lists: the first item's)."""
+    dims = []
+    while isinstance(nested, list):
+        dims.append(len(nested))
+        nested = nested[0] if nested else None
+    return dims
+
+
 def load(path: str | Path) -> list[Check]:
     """The checks defined by a ``hidden_tests.py`` file, in definition order."""
     path = Path(path)
@@ -116,36 +137,52 @@ def load(path: str | Path) -> list[Check]:
 
 
 def probe_cell_source(check: Check, nonce: str) -> str:
-    """The code the grader runs in the kernel: the probe, its evidence sent as one display."""
-    payload = {"check": check.name, "nonce": nonce}
-    return (
-        "def __coursekit_probe():\n"
-        + textwrap.indent(check.probe.strip() + "\nreturn evidence\n", "    ")
-        + "try:\n"
-        + "    __coursekit_payload = {'evidence': __coursekit_probe()}\n"
-        + "except BaseException as __coursekit_error:  # noqa: BLE001\n"
-        + "    __coursekit_payload = {'error': f'{type(__coursekit_error).__name__}: "
-          "{__coursekit_error}'[:500]}\n"
-        + f"__coursekit_payload.update({json.dumps(payload)})\n"
-        + "import IPython.display as __coursekit_display\n"
-        + f"__coursekit_display.display({{{EVIDENCE_MIME!r}: __coursekit_payload}}, raw=True)\n"
-    )
+    """The cell the grader runs in the kernel: :func:`.kernel.probe` with the probe's code."""
+    return ("import coursekit.tooling.grading.kernel as __coursekit_kernel\n"
+            f"__coursekit_kernel.probe({check.name!r}, {nonce!r}, {check.probe!r})\n")
 
 
-def read_evidence(outputs: list[dict], check: Check, nonce: str) -> tuple[str, object]:
-    """From a probe cell's outputs: ``("ok", evidence)``, ``("error", message)`` or ``("missing", why)``."""
+MAX_EVIDENCE_CHARS = 50_000_000
+
+
+def parse_evidence(text: object) -> object:
+    """The evidence a probe sent, as plain JSON values; :class:`ValueError` for anything else.
+
+    The kernel sends a JSON string; here it is parsed again, so whatever the student's code
+    did in the kernel, a judge sees only ``dict``, ``list``, ``str``, ``int``, ``float``,
+    ``bool`` and ``None`` (no NaN, no objects with their own ``__eq__``).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"the evidence must arrive as a JSON string, not {type(text).__name__}")
+    if len(text) > MAX_EVIDENCE_CHARS:
+        raise ValueError(f"the evidence is longer than {MAX_EVIDENCE_CHARS} characters")
+
+    def no_constants(name: str) -> object:
+        raise ValueError(f"{name} is not allowed in evidence")
+
+    return json.loads(text, parse_constant=no_constants)
+
+
+def read_evidence(outputs: list[dict], check: Check, nonce: str | None) -> tuple[str, object]:
+    """From a probe cell's outputs: ``("ok", evidence)``, ``("error", message)`` or ``("missing", why)``.
+
+    ``nonce=None`` accepts any nonce (the release reading its own solution's evidence).
+    """
     found = [o["data"][EVIDENCE_MIME] for o in outputs
              if isinstance(o.get("data"), dict) and EVIDENCE_MIME in o["data"]]
     found = [p for p in found if isinstance(p, dict) and p.get("check") == check.name
-             and p.get("nonce") == nonce]
+             and (nonce is None or p.get("nonce") == nonce)]
     if not found:
         return "missing", "the check did not run to the end (the kernel stopped, or the cell timed out)"
     if len(found) > 1:
         return "missing", "the check's evidence was sent more than once (output tampering?)"
     payload = found[0]
     if "error" in payload:
-        return "error", payload["error"]
-    return "ok", payload.get("evidence")
+        return "error", str(payload["error"])[:500]
+    try:
+        return "ok", parse_evidence(payload.get("json"))
+    except ValueError as err:
+        return "missing", f"the check's evidence was not plain data ({str(err)[:200]})"
 
 
 def judge(check: Check, evidence: object, reference: object) -> tuple[bool, str]:

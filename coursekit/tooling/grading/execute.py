@@ -1,143 +1,173 @@
-"""Run one notebook so that a hang or a crash costs one cell, not the rest of the notebook.
+"""The driver: run one assembled notebook in a student's kernel, cell by cell, reporting as it goes.
 
-Papermill stops at the first failing cell. Here it runs with ``allow_errors`` (an
-exception in a cell is recorded and execution goes on), and when a student's cell hangs
-past its time limit or kills the kernel (``os._exit``, a segfault, running out of
-memory), that cell is replaced by a comment saying so and the notebook is run again from
-the top in a fresh kernel, up to ``max_attempts`` times.
+Run as ``python -m coursekit.tooling.grading.execute`` by :mod:`.grade`, one process per
+attempt. It reads its job (the notebook and the limits) as JSON from stdin, starts the
+kernel (:mod:`.kernel`; inside the sandbox of :mod:`.sandbox` when asked), and writes
+one JSON line per event to a pipe only the grader reads (its descriptor in
+``$COURSEKIT_RESULT_FD``; the kernel does not inherit it):
+
+* ``{"start": i}`` before cell ``i`` runs, ``{"done": i, "cell": {...}}`` after, with its
+  outputs (long ones cut) and the seconds it took (``metadata.coursekit.seconds``);
+* ``{"stopped": i, "reason": ...}`` when cell ``i`` ran past its limit or the kernel died
+  (``i`` is ``None`` when the kernel did not start), and nothing more runs;
+* ``{"end": true}`` when every cell has run.
+
+The driver holds the notebook in memory and writes no file the kernel could reach: the
+kernel's working folder is a scratch folder of its own, it talks to the driver over Unix
+sockets in a folder of their own, and in the sandbox it sees neither the driver's files
+nor its process. If the driver itself dies, the last ``start`` without its ``done`` tells
+the grader which cell was running.
 
 Each cell's limit is ``metadata.coursekit.timeout`` (set by the grader from the time the
-solution took), else ``cell_timeout``. A cell marked ``locked`` is the instructor's: when
-it times out or stops the kernel, the student is never charged. It is run again once with
-four times its limit; if it fails again the notebook is reported as not gradable here
-(an incident with ``"environment": true``), and the grader tries it later, alone.
-
-Run as ``python -m coursekit.tooling.grading.execute JOB.json`` by :mod:`coursekit.tooling.grading.grade`,
-inside its own process (in the sandbox of :mod:`.sandbox`) with a memory and a CPU-time
-limit, so a submission cannot take the grader with it.
+solution took), else ``cell_timeout``. Errors in a cell are recorded and execution goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import resource
+import signal
 import sys
+import time
 from pathlib import Path
+
+if __name__ == "__main__":
+    # jsonschema, imported by nbformat, compiles an RFC 3987 grammar at import when rfc3987-syntax
+    # is installed: a second for every driver, for a format check nbformat never makes
+    sys.modules.setdefault("rfc3987_syntax", None)
 
 import nbformat
 
 MAX_OUTPUT_CHARS = 20_000
+KERNEL_NAME = "coursekit-graded"
+LAUNCH = "from coursekit.tooling.grading import kernel; kernel.main()"
 
 
-def _culprit(nb: nbformat.NotebookNode) -> int | None:
-    """Index, in the notebook as given to papermill, of the cell running when execution stopped.
-
-    That is the last cell started; papermill's injected parameters cell is not counted.
-    """
-    index = None
-    position = 0
-    for cell in nb.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            continue
-        if cell.get("metadata", {}).get("papermill", {}).get("start_time"):
-            index = position
-        position += 1
-    return index
-
-
-def _truncate(nb: nbformat.NotebookNode) -> None:
+def truncate(cell: nbformat.NotebookNode) -> None:
     """Keep the executed notebook readable: long text outputs are cut."""
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and len(out.get("text", "")) > MAX_OUTPUT_CHARS:
-                out["text"] = out["text"][:MAX_OUTPUT_CHARS] + "\n… [output truncated by the grader]\n"
-            data = out.get("data", {})
-            for mime in ("text/plain", "text/html"):
-                if isinstance(data.get(mime), str) and len(data[mime]) > MAX_OUTPUT_CHARS:
-                    data[mime] = data[mime][:MAX_OUTPUT_CHARS] + "\n… [output truncated by the grader]"
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and len(out.get("text", "")) > MAX_OUTPUT_CHARS:
+            out["text"] = out["text"][:MAX_OUTPUT_CHARS] + "\n… [output truncated by the grader]\n"
+        data = out.get("data", {})
+        for mime in ("text/plain", "text/html"):
+            if isinstance(data.get(mime), str) and len(data[mime]) > MAX_OUTPUT_CHARS:
+                data[mime] = data[mime][:MAX_OUTPUT_CHARS] + "\n… [output truncated by the grader]"
 
 
-LOCKED_RETRY_FACTOR = 4
-
-
-def _limit(cell: nbformat.NotebookNode, default: int) -> int:
+def limit(cell: nbformat.NotebookNode, default: int) -> int:
     """The time limit of ``cell`` in seconds: its ``metadata.coursekit.timeout``, else ``default``."""
     return int(cell.get("metadata", {}).get("coursekit", {}).get("timeout") or default)
 
 
-def run(notebook: Path, output: Path, cell_timeout: int, max_attempts: int = 6,
-        parameters: dict | None = None) -> list[dict]:
-    """Execute ``notebook`` into ``output``; return incidents (cells removed or retried, and why)."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+def kernel_argv(job: dict) -> list[str]:
+    """The command that starts the student's kernel: limited, and in the sandbox when asked.
 
-    from coursekit.tooling.notebooks import patient_polling
+    Built by the grader, which knows the sandbox's folders (asking a fresh interpreter for
+    them takes a second), and passed in the job as ``kernel_argv``."""
+    from coursekit.tooling.grading import sandbox
+
+    argv = [sys.executable, "-c", LAUNCH, "--memory", str(job["memory_bytes"]), "--cpu", str(job["cpu_seconds"]),
+            "--preload", ",".join(job.get("preload", [])), "-f", "{connection_file}"]
+    if job["sandboxed"]:
+        argv = sandbox.command(argv, job["scratch"], also_writable=(job["channel"],))
+    return argv
+
+
+def _client(job: dict, nb: nbformat.NotebookNode):
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from nbclient import NotebookClient
+
+    specs = Path(job["private"]) / "kernels"
+    (specs / KERNEL_NAME).mkdir(parents=True, exist_ok=True)
+    (specs / KERNEL_NAME / "kernel.json").write_text(json.dumps(
+        {"argv": job["kernel_argv"], "display_name": "graded", "language": "python"}))
+    channel = Path(job["channel"])
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)]),
+                       transport="ipc", ip=str(channel / "k"), connection_file=str(channel / "kernel.json"))
+    timeout = int(job["cell_timeout"])
+    return NotebookClient(nb, km=km, timeout=timeout, timeout_func=lambda cell: limit(cell, timeout),
+                          allow_errors=True, interrupt_on_timeout=False, startup_timeout=120)
+
+
+def run(job: dict, emit) -> None:
+    """Execute the job's notebook, calling ``emit(event)`` for each event (see the module's doc)."""
+    from coursekit.tooling.grading import sandbox
+    from coursekit.tooling.polling import patient_polling
 
     patient_polling()
-    incidents: list[dict] = []
-    current = notebook
-    for attempt in range(1, max_attempts + 1):
+    nb = nbformat.from_dict(job["notebook"])
+    client = _client(job, nb)
+    env = sandbox.environment({"MPLBACKEND": "Agg", "HOME": job["scratch"]})
+    with open(Path(job["private"]) / "kernel.log", "ab") as log:
         try:
-            papermill.execute_notebook(str(current), str(output), parameters=parameters or {},
-                                       kernel_name="python3", cwd=str(output.parent),
-                                       progress_bar=False, execution_timeout=cell_timeout,
-                                       timeout_func=lambda cell: _limit(cell, cell_timeout),
-                                       allow_errors=True, interrupt_on_timeout=False)
-            break
-        except PapermillExecutionError:
-            break  # raised at the end when some cell failed: every cell has run
-        except (RuntimeError, TimeoutError, OSError) as err:
-            executed = nbformat.read(output, as_version=4)
-            index = _culprit(executed)
-            if index is None:
-                incidents.append({"cell": None, "reason": f"execution stopped: {type(err).__name__}: "
-                                                          f"{str(err)[:300]}", "environment": True})
-                break
-            source = nbformat.read(current, as_version=4)
-            cell = source.cells[index]
-            role = cell.metadata.setdefault("coursekit", {})
-            limit = _limit(cell, cell_timeout)
-            reason = (f"ran longer than its limit of {limit}s"
-                      if "timed out" in str(err).lower() or isinstance(err, TimeoutError)
-                      else "stopped the kernel (crash, exit or out of memory)")
-            incident = {"cell": index, "id": role.get("id"), "reason": reason, "attempt": attempt}
-            if role.get("locked") and not role.get("retried"):
-                role["timeout"], role["retried"] = LOCKED_RETRY_FACTOR * limit, True
-                incidents.append(incident | {"reason": f"the instructor's cell {reason}; run again with a "
-                                                       f"limit of {role['timeout']}s (not charged to the student)"})
-            elif role.get("locked"):
-                incidents.append(incident | {"reason": f"the instructor's cell {reason} twice: the grader's "
-                                                       "environment, not the submission", "environment": True})
-                break
-            else:
-                incidents.append(incident)
-                cell.source = f"# removed by the grader: this cell {reason}\n"
-            current = output.with_name(f"attempt{attempt}.ipynb")
-            nbformat.write(source, current)
-    else:
-        incidents.append({"cell": None, "reason": f"gave up after {max_attempts} attempts: too many cells hang or crash"})
-    if output.is_file():
-        executed = nbformat.read(output, as_version=4)
-        _truncate(executed)
-        nbformat.write(executed, output)
-    return incidents
+            client.start_new_kernel(env=env, cwd=job["scratch"], stdout=log, stderr=log)
+            client.start_new_kernel_client()
+        except Exception as err:  # the kernel did not start: nothing of the student's ran
+            emit({"stopped": None, "reason": f"the kernel did not start: {type(err).__name__}: {str(err)[:300]}"})
+            return
+    try:
+        _run_cells(client, nb, emit)
+    finally:  # no polite shutdown: the kernel (and its sandbox) is killed
+        process = client.km.provisioner.process if client.km.provisioner else None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGKILL)  # and what it started in its session
+            process.kill()
+            process.wait()
 
 
-def main(job_path: str) -> int:
-    job = json.loads(Path(job_path).read_text())
-    # inherited by the kernel and whatever it starts; each process counts its own CPU time
-    for limit, key in ((resource.RLIMIT_AS, "memory_bytes"), (resource.RLIMIT_CPU, "cpu_seconds")):
-        if job.get(key):
-            resource.setrlimit(limit, (int(job[key]), int(job[key])))
-    os.environ["HOME"] = job["workdir"]
-    incidents = run(Path(job["notebook"]), Path(job["output"]), int(job["cell_timeout"]),
-                    int(job.get("max_attempts", 6)), job.get("parameters"))
-    tmp = Path(job["incidents"]).with_suffix(".tmp")
-    tmp.write_text(json.dumps(incidents))
-    os.replace(tmp, job["incidents"])
-    return 0
+def _run_cells(client, nb: nbformat.NotebookNode, emit) -> None:
+    """Run the code cells in order, until one stops the run (a timeout, a dead kernel)."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        emit({"start": index})
+        began = time.monotonic()
+        try:
+            client.execute_cell(cell, index)
+        except CellTimeoutError:
+            emit({"stopped": index, "reason": f"ran longer than its limit of {limit(cell, client.timeout)}s"})
+            return
+        except DeadKernelError:
+            emit({"stopped": index, "reason": "stopped the kernel (crash, exit or out of memory)"})
+            return
+        cell.metadata.setdefault("coursekit", {})["seconds"] = round(time.monotonic() - began, 3)
+        truncate(cell)
+        emit({"done": index, "cell": cell})
+    emit({"end": True})
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+    fd = int(os.environ.pop("COURSEKIT_RESULT_FD"))
+    os.set_inheritable(fd, False)  # the kernel never gets the grader's pipe
+    out = os.fdopen(fd, "w")
+
+    def emit(event: dict) -> None:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    _die_with_parent()
+    try:
+        run(job, emit)
+    finally:
+        out.close()
+        os._exit(0)  # the kernel is dead; skip tearing down the messaging threads
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this driver when the grader dies (the sandbox then dies with it)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

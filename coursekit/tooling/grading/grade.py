@@ -15,17 +15,21 @@ as it is known, so an interrupted batch loses none.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +37,15 @@ import nbformat
 import pandas as pd
 from nbformat.v4 import new_code_cell
 
-from coursekit.core import files
 from coursekit.tooling.grading import checks as checks_mod
-from coursekit.tooling.grading import sandbox
+from coursekit.tooling.grading import execute as _execute_mod
+from coursekit.tooling.grading import integrity, sandbox
+from coursekit.tooling.grading import kernel as kernel_mod
 from coursekit.tooling.grading.labfmt import Template, cell_id, checksum
 
 BUNDLE_FILE, HIDDEN_FILE = "bundle.json", "hidden_tests.py"
-COULD_NOT_GRADE = "could not grade: the grader's environment: "
+COULD_NOT_GRADE = "could not grade: "
+ENVIRONMENT = "the grader's environment: "
 NO_SANDBOX = "none: graded with --no-sandbox"
 
 
@@ -175,40 +181,151 @@ def _read_submission(raw: bytes) -> tuple[nbformat.NotebookNode | None, str | No
         return None, f"the file is not a valid notebook ({type(err).__name__}: {str(err)[:200]})"
 
 
+def _with_parameters(notebook: nbformat.NotebookNode, parameters: dict) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` with a cell setting ``parameters`` after the cell tagged ``parameters``
+    (papermill's convention: the notebook's defaults, then the grader's values)."""
+    nb = copy.deepcopy(notebook)
+    if not parameters:
+        return nb
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    cell = new_code_cell("# Parameters set by the grader\n" + "".join(f"{k} = {v!r}\n" for k, v in parameters.items()))
+    cell.metadata["tags"] = ["injected-parameters"]
+    cell.metadata["coursekit"] = {"id": "injected-parameters", "locked": True}
+    nb.cells.insert(tagged[0] + 1 if tagged else 0, cell)
+    return nb
+
+
+@dataclass
+class Attempt:
+    """What one driver process reported: the cells it finished, and where and why it stopped."""
+
+    cells: dict[int, dict]
+    stopped: int | None = None
+    reason: str | None = None
+    finished: bool = False
+
+
+def _attempt(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, sandboxed: bool,
+             seconds: float, preload: list[str]) -> Attempt:
+    """Run ``notebook`` once in a driver process (:mod:`.execute`) for at most ``seconds``."""
+    scratch, private = workdir / "kernel", workdir / "driver"
+    for folder in (scratch, private):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+    # Unix socket paths are short (108 bytes): the channel lives in a short folder of its own
+    channel = Path(tempfile.mkdtemp(prefix="ck-"))
+    job = {"notebook": notebook, "scratch": str(scratch), "private": str(private), "channel": str(channel),
+           "cell_timeout": limits.cell_timeout, "memory_bytes": limits.memory_bytes,
+           "cpu_seconds": limits.cpu_limit(), "sandboxed": sandboxed, "preload": preload}
+    job["kernel_argv"] = _execute_mod.kernel_argv(job)
+    read, write = os.pipe()
+    attempt = Attempt({})
+    try:
+        with open(private / "driver.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "coursekit.tooling.grading.execute"],
+                                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                    pass_fds=(write,), env=sandbox.environment({"COURSEKIT_RESULT_FD": str(write)}),
+                                    cwd=private, start_new_session=True)
+        os.close(write)
+        reader = threading.Thread(target=_read_events, args=(read, attempt), daemon=True)
+        reader.start()
+        try:
+            proc.stdin.write(json.dumps(job).encode())
+            proc.stdin.close()
+        except OSError:
+            pass
+        # the driver's last word ends the attempt; a driver that lingers after it is stopped
+        reader.join(timeout=max(seconds, 1))
+        if reader.is_alive():
+            attempt.reason = "timeout"
+        try:
+            proc.wait(timeout=0 if reader.is_alive() else 10)
+        except subprocess.TimeoutExpired:
+            pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        reader.join(timeout=10)
+    finally:
+        shutil.rmtree(channel, ignore_errors=True)
+    return attempt
+
+
+def _read_events(fd: int, attempt: Attempt) -> None:
+    """Collect the driver's events from its pipe into ``attempt`` (a cut last line is ignored)."""
+    running = None
+    with os.fdopen(fd, "rb") as stream:
+        for line in stream:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if "start" in event:
+                running = event["start"]
+            elif "done" in event:
+                attempt.cells[event["done"]] = event["cell"]
+                running = None
+            elif "stopped" in event:
+                attempt.stopped, attempt.reason = event["stopped"], event["reason"]
+                return
+            elif event.get("end"):
+                attempt.finished = True
+                return
+    # the pipe closed without a last word: the driver died, or was stopped, while ``running`` ran
+    attempt.stopped = running
+    if attempt.reason != "timeout":
+        attempt.reason = "stopped the grading process (killed it, or ran out of memory)"
+
+
+LOCKED_RETRY_FACTOR = 4
+
+
 def _execute(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, parameters: dict,
-             sandboxed: bool) -> tuple[nbformat.NotebookNode | None, list[dict]]:
-    """Run the assembled notebook in a worker process (in the sandbox when ``sandboxed``);
-    return the executed notebook and incidents."""
-    nb_path, out_path, inc_path = workdir / "graded.ipynb", workdir / "executed.ipynb", workdir / "incidents.json"
-    nbformat.write(notebook, nb_path)
-    job = {"notebook": str(nb_path), "output": str(out_path), "incidents": str(inc_path),
-           "workdir": str(workdir), "cell_timeout": limits.cell_timeout, "memory_bytes": limits.memory_bytes,
-           "cpu_seconds": limits.cpu_limit(), "max_attempts": limits.max_attempts, "parameters": parameters}
-    (workdir / "job.json").write_text(json.dumps(job))
-    argv = [sys.executable, "-m", "coursekit.tooling.grading.execute", str(workdir / "job.json")]
-    if sandboxed:
-        argv = sandbox.command(argv, workdir)
-    log = workdir / "worker.log"
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(argv, cwd=workdir, env=sandbox.environment({"MPLBACKEND": "Agg"}),
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    incidents = []
-    try:
-        proc.wait(timeout=limits.notebook_timeout)
-        if proc.returncode != 0:
-            tail = log.read_bytes()[-300:].decode(errors="replace")
-            incidents.append({"cell": None, "reason": f"the grading worker failed: {tail}", "environment": True})
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        incidents.append({"cell": None, "reason": f"the notebook ran longer than {limits.notebook_timeout}s "
-                                                  "and was stopped", "environment": True})
-    if inc_path.is_file():
-        incidents = json.loads(inc_path.read_text()) + incidents
-    try:
-        executed = nbformat.read(out_path, as_version=4) if out_path.is_file() else None
-    except Exception:
-        executed = None
+             sandboxed: bool, preload: list[str]) -> tuple[nbformat.NotebookNode | None, list[dict]]:
+    """Run the assembled notebook so that a hang or a crash costs one cell, not the rest.
+
+    A student's cell that runs past its limit, kills the kernel (``os._exit``, a segfault,
+    running out of memory) or kills the driver is replaced by a comment saying so, and
+    the notebook runs again from the top in a fresh kernel, up to ``limits.max_attempts``
+    times. A locked (instructor's) cell that does so is never charged to the student: it
+    runs again once with four times its limit, and if it fails again the submission is
+    reported as not gradable here (an incident with ``"environment": true``).
+    """
+    current = _with_parameters(notebook, parameters)
+    incidents: list[dict] = []
+    deadline = time.monotonic() + limits.notebook_timeout
+    executed = None
+    for number in range(1, limits.max_attempts + 1):
+        attempt = _attempt(current, workdir, limits, sandboxed, deadline - time.monotonic(), preload)
+        executed = copy.deepcopy(current)
+        for index, cell in attempt.cells.items():
+            executed.cells[index] = nbformat.from_dict(cell)
+        if attempt.finished:
+            break
+        if attempt.reason == "timeout" or time.monotonic() >= deadline:
+            incidents.append({"cell": None, "reason": f"the notebook ran longer than {limits.notebook_timeout}s "
+                                                      "and was stopped", "environment": True})
+            break
+        if attempt.stopped is None:
+            incidents.append({"cell": None, "reason": f"execution stopped: {attempt.reason}", "environment": True})
+            break
+        cell = current.cells[attempt.stopped]
+        role = cell.metadata.setdefault("coursekit", {})
+        incident = {"cell": attempt.stopped, "id": role.get("id"), "reason": attempt.reason, "attempt": number}
+        if role.get("locked") and not role.get("retried"):
+            role["timeout"], role["retried"] = LOCKED_RETRY_FACTOR * _execute_mod.limit(cell, limits.cell_timeout), True
+            incidents.append(incident | {"reason": f"the instructor's cell {attempt.reason}; run again with a "
+                                                   f"limit of {role['timeout']}s (not charged to the student)"})
+        elif role.get("locked"):
+            incidents.append(incident | {"reason": f"the instructor's cell {attempt.reason} twice: the grader's "
+                                                   "environment, not the submission", "environment": True})
+            break
+        else:
+            incidents.append(incident)
+            cell.source = f"# removed by the grader: this cell {attempt.reason}\n"
+    else:
+        incidents.append({"cell": None, "reason": f"gave up after {limits.max_attempts} attempts: too many cells "
+                                                  "hang or crash"})
     return executed, incidents
 
 
@@ -250,7 +367,8 @@ def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
             role = cell.metadata["coursekit"] if "coursekit" in cell.metadata else None
             if role is not None and role.get("id") in bundle.cell_seconds:
                 role["timeout"] = limits.cell_limit(bundle.cell_seconds[role["id"]])
-        executed, incidents = _execute(assembled, workdir, limits, parameters or {"SCALE": "ci"}, sandboxed)
+        preload = sorted(bundle.template.imports() & set(kernel_mod.PRELOAD))
+        executed, incidents = _execute(assembled, workdir, limits, parameters or {"SCALE": "ci"}, sandboxed, preload)
     stuck = [i["reason"] for i in incidents if i.get("environment")]
     results = _judge_all(bundle, executed, nonce)
     questions = {}
@@ -260,7 +378,7 @@ def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
                         "max": sum(r["max"] for r in mine), "checks": mine}
     grade = {"lab": bundle.template.lab, "release_id": bundle.template.release_id,
              "submission_sha256": hashlib.sha256(raw).hexdigest(),
-             "status": COULD_NOT_GRADE + "; ".join(stuck) if stuck else "graded",
+             "status": COULD_NOT_GRADE + ENVIRONMENT + "; ".join(stuck) if stuck else "graded",
              "total": None if stuck else sum(q["points"] for q in questions.values()),
              "max_total": bundle.max_points, "sandbox": sandboxed, "questions": questions, "notes": notes,
              "incidents": incidents}
@@ -273,12 +391,16 @@ def feedback_markdown(student: str, grade: dict) -> str:
     if not grade.get("sandbox"):
         header += ["*Graded without a sandbox (`--no-sandbox`): the notebook ran with the grading "
                    "machine's files and network in reach.*", ""]
-    if not graded(grade):
+    why = grade.get("status", "graded").removeprefix(COULD_NOT_GRADE)
+    if why.startswith(ENVIRONMENT):
         return "\n".join([
             *header,
             "**Not graded yet.** Your notebook could not be run to the end on the grading machine, for a "
-            "reason that is not your work's (" + grade["status"].removeprefix(COULD_NOT_GRADE) + "). "
+            "reason that is not your work's (" + why.removeprefix(ENVIRONMENT) + "). "
             "No points were taken; your instructor will grade it again.", ""])
+    if not graded(grade):
+        return "\n".join([*header, f"**Not graded.** The grader stopped grading your notebook: {why}. "
+                                    "Your instructor will look at it.", ""])
     lines = [*header, f"**Score: {grade['total']:g} / {grade['max_total']:g}**", "",
              "| question | points | |", "|---|---|---|"]
     for q, info in grade["questions"].items():
@@ -302,22 +424,19 @@ def graded(grade: dict) -> bool:
     return grade.get("status", "graded") == "graded"
 
 
-def _write_atomic(path: Path, text: str) -> str:
-    """Write ``text`` atomically and return its SHA-256 (to notice later tampering)."""
-    files.write_text(path, text)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path, jobs: int = 1,
                 force: bool = False, limits: Limits | None = None, progress: bool = True,
                 sandboxed: bool = True) -> pd.DataFrame:
     """Grade every ``*.ipynb`` in ``submissions`` into ``out``; return (and write) the gradebook.
 
-    Each submission runs in the sandbox (:mod:`.sandbox`); where there is none, this raises
-    :class:`~.sandbox.SandboxUnavailable` unless ``sandboxed=False`` (``--no-sandbox``),
-    which every feedback file and the gradebook then mention.
+    Each submission's kernel runs in the sandbox (:mod:`.sandbox`); where there is none, this
+    raises :class:`~.sandbox.SandboxUnavailable` unless ``sandboxed=False`` (``--no-sandbox``),
+    which every feedback file, the gradebook and the report then mention. After every
+    submission the grader checks that nothing it does not own changed (:class:`.integrity.Guard`):
+    other submissions, the grades folder, the installed package; what changed is restored,
+    reported in ``report.md``, and grades made meanwhile are made again.
     """
-    from tqdm.auto import tqdm
+    from coursekit.core.progress import tqdm
 
     bundle = Bundle.load(bundle_dir)
     if sandboxed:
@@ -329,7 +448,12 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     out.mkdir(parents=True, exist_ok=True)
-    raws = {_safe_name(p.stem): p.read_bytes() for p in sorted(submissions.glob("*.ipynb"))}
+    paths = {_safe_name(p.stem): p for p in sorted(submissions.glob("*.ipynb"))}
+    raws = {student: p.read_bytes() for student, p in paths.items()}
+    guard = integrity.Guard({paths[s]: raw for s, raw in raws.items()})
+    journal, report = integrity.Journal(out), integrity.Report(out, bundle.template.lab, sandboxed)
+    if force:
+        journal.forget()
     grades: dict[str, dict] = {}
     todo = []
     for student, raw in raws.items():
@@ -345,9 +469,9 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
             except (OSError, ValueError):
                 pass
         todo.append(student)
-    written: dict[Path, str] = {}
 
     def one(student: str) -> tuple[str, dict, nbformat.NotebookNode | None]:
+        journal.started(student)
         with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as tmp:
             grade, executed = grade_notebook(bundle, raws[student], Path(tmp), limits, sandboxed=sandboxed)
         return student, grade, executed
@@ -356,44 +480,87 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
         folder = out / student
         folder.mkdir(exist_ok=True)
         if executed is not None:
-            written[folder / "executed.ipynb"] = _write_atomic(folder / "executed.ipynb", nbformat.writes(executed))
-        written[folder / "feedback.md"] = _write_atomic(folder / "feedback.md", feedback_markdown(student, grade))
-        written[folder / "grade.json"] = _write_atomic(folder / "grade.json", json.dumps(grade, indent=1))
+            guard.write(folder / "executed.ipynb", nbformat.writes(executed))
+        guard.write(folder / "feedback.md", feedback_markdown(student, grade))
+        guard.write(folder / "grade.json", json.dumps(grade, indent=1))
         grades[student] = grade
-        _gradebook(grades, bundle, out)
+        guard.write(out / "gradebook.csv", _gradebook(grades, bundle).to_csv(index=False))
+        journal.finished(student)
 
-    bar = tqdm(total=len(todo), desc="grading", disable=not progress)
+    def inspect(after: str, running: set[str]) -> bool:
+        """Check and restore after ``after`` was graded; ``True`` when installed files had changed."""
+        changes, installed = guard.check()
+        if changes:
+            report.add(f"while {after} was graded{' (beside ' + ', '.join(sorted(running)) + ')' if running else ''}: "
+                       f"{'; '.join(changes)} changed; restored")
+        return installed
+
+    # a submission that was being graded when an earlier run of the grader was killed is graded
+    # again alone, at the end; one that was twice is not graded again (it may kill the grader)
+    killers = [s for s in todo if journal.crashed.get(s, 0) >= 2]
+    suspects = [s for s in todo if journal.crashed.get(s, 0) == 1]
+    for student in killers:
+        record(student, _not_graded(bundle, raws[student], sandboxed, STOPPED_THE_GRADER), None)
+        report.add(f"{student}: the grader was stopped twice while grading it; not graded again "
+                   "(`--force` tries once more)")
+    alone = suspects[:]
+    bar = tqdm(total=len(todo) - len(killers), desc="grading", disable=not progress)
+    queue = [s for s in todo if s not in killers and s not in suspects]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in as_completed([pool.submit(one, s) for s in todo]):
-            student, grade, executed = future.result()
-            record(student, grade, executed)
-            _restore_tampered(written, grades, out)
+        running: dict = {}
+        while queue or running:
+            # a new kernel starts only after the last finished submission was checked
+            while queue and len(running) < jobs:
+                student = queue.pop(0)
+                running[pool.submit(one, student)] = student
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished = running.pop(future)
+                if inspect(finished, set(running.values())):  # before its own files are written
+                    alone += [finished, *running.values()]  # graded while the package was changed
+                record(*future.result())
+                bar.update()
+    # graded alone: suspects, those graded while installed files were changed, and what the
+    # environment stopped (a loaded machine, a slow disk)
+    stopped = [s for s in todo if s in grades and not graded(grades[s]) and s not in killers]
+    again = list(dict.fromkeys(alone + stopped))
+    for student in again:
+        result = one(student)
+        if inspect(student, set()):
+            result = (student, _not_graded(bundle, raws[student], sandboxed, CHANGED_INSTALLED), None)
+            report.add(f"{student}: graded alone, it changed the installed files again: not graded")
+        record(*result)
+        if student in suspects:
             bar.update()
     bar.close()
-    # what the environment stopped (a loaded machine, a slow disk) is tried again, alone
-    for student in [s for s in todo if not graded(grades[s])]:
-        record(*one(student))
-        _restore_tampered(written, grades, out)
-    return _gradebook(grades, bundle, out)
+    book = _gradebook(grades, bundle)
+    guard.write(out / "gradebook.csv", book.to_csv(index=False))
+    report.save(_summary(book))
+    return book
 
 
-def _restore_tampered(written: dict[Path, str], grades: dict[str, dict], out: Path) -> None:
-    """A submission may write into the grades folder: put back what the grader wrote."""
-    for path, digest in written.items():
-        try:
-            current = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            current = None
-        if current == digest:
-            continue
-        student = path.parent.name
-        if path.name == "grade.json":
-            written[path] = _write_atomic(path, json.dumps(grades[student], indent=1))
-        elif path.name == "feedback.md":
-            written[path] = _write_atomic(path, feedback_markdown(student, grades[student]))
+STOPPED_THE_GRADER = ("the grader was stopped twice while grading this submission (it may kill the grading "
+                      "process: grade it in the sandbox)")
+CHANGED_INSTALLED = ("it changed the grader's installed files (restored; see report.md): grade it in the "
+                     "sandbox")
 
 
-def _gradebook(grades: dict[str, dict], bundle: Bundle, out: Path) -> pd.DataFrame:
+def _not_graded(bundle: Bundle, raw: bytes, sandboxed: bool, why: str) -> dict:
+    """The grade of a submission the grader would not run to the end: a status, no total."""
+    return {"lab": bundle.template.lab, "release_id": bundle.template.release_id,
+            "submission_sha256": hashlib.sha256(raw).hexdigest(), "status": COULD_NOT_GRADE + why,
+            "total": None, "max_total": bundle.max_points, "sandbox": sandboxed, "questions": {}, "notes": [],
+            "incidents": []}
+
+
+def _summary(book: pd.DataFrame) -> list[str]:
+    stuck = book[book["status"] != "graded"]
+    lines = [f"{len(book)} submissions: {len(book) - len(stuck)} graded, {len(stuck)} not graded."]
+    lines += [f"- {row.student}: {row.status}" for row in stuck.itertuples()]
+    return lines
+
+
+def _gradebook(grades: dict[str, dict], bundle: Bundle) -> pd.DataFrame:
     rows = []
     for student, g in sorted(grades.items()):
         row = {"student": student, "status": g.get("status", "graded"),
@@ -402,10 +569,5 @@ def _gradebook(grades: dict[str, dict], bundle: Bundle, out: Path) -> pd.DataFra
             row |= {q: info["points"] for q, info in g["questions"].items()}
         row |= {"total": g["total"], "max": g["max_total"], "notes": len(g["notes"]) + len(g["incidents"])}
         rows.append(row)
-    table = pd.DataFrame(rows, columns=["student", *bundle.template.questions, "total", "max", "status", "sandbox",
-                                        "notes"])
-    tmp = out / "gradebook.csv.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out / "gradebook.csv")
-    return table
-
+    return pd.DataFrame(rows, columns=["student", *bundle.template.questions, "total", "max", "status", "sandbox",
+                                       "notes"])

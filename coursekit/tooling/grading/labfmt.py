@@ -71,6 +71,25 @@ class Template:
         return {"lab": self.lab, "release_id": self.release_id, "questions": self.questions,
                 "cells": self.cells}
 
+    def imports(self) -> set[str]:
+        """The top-level modules the locked code cells import (the grader preloads the array libraries)."""
+        import ast
+
+        found = set()
+        for cell in self.cells:
+            if cell["kind"] == "answer" or cell["cell_type"] != "code":
+                continue
+            try:
+                tree = ast.parse(cell["source"])
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    found.add(node.module.split(".")[0])
+        return found
+
     @classmethod
     def from_json(cls, data: dict) -> Template:
         return cls(data["lab"], data["release_id"], data["questions"], data["cells"])

@@ -70,9 +70,10 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
         (staging / BUNDLE_FILE).write_text(json.dumps({"template": template.to_json(), "reference": {}}))
         work = tmp / "solution"
         work.mkdir()
-        grade, executed = grade_notebook(Bundle.load(staging), nbformat.writes(source).encode(), work, limits,
+        unjudged = Bundle.load(staging)
+        grade, executed = grade_notebook(unjudged, nbformat.writes(source).encode(), work, limits,
                                          sandboxed=sandboxed)
-        reference, first_seconds = _evidence(executed), _cell_seconds(executed)
+        reference, first_seconds = _evidence(unjudged, executed), _cell_seconds(executed)
         (staging / BUNDLE_FILE).write_text(json.dumps({"template": template.to_json(),
                                                        "reference": reference}, indent=1))
         bundle = Bundle.load(staging)
@@ -113,28 +114,29 @@ def release(lab_dir: str | Path, out: str | Path, limits: Limits | None = None) 
 
 
 def _cell_seconds(executed: nbformat.NotebookNode | None) -> dict[str, float]:
-    """Cell id → seconds the solution's cell ran (papermill's record); the grader's limits scale with them.
+    """Cell id → seconds the solution's cell ran (the driver's record); the grader's limits scale with them.
 
     The release runs the solution twice and keeps the longer time of each cell.
     """
     seconds = {}
     for cell in executed.cells if executed is not None else []:
         cid = cell.get("metadata", {}).get("coursekit", {}).get("id")
-        duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        duration = cell.get("metadata", {}).get("coursekit", {}).get("seconds")
         if cid and isinstance(duration, (int, float)):
             seconds[cid] = round(float(duration), 3)
     return seconds
 
 
-def _evidence(executed: nbformat.NotebookNode | None) -> dict[str, object]:
-    """Check name → evidence, from the probe cells of an executed notebook (nonce not needed here)."""
-    found = {}
+def _evidence(bundle: Bundle, executed: nbformat.NotebookNode | None) -> dict[str, object]:
+    """Check name → the evidence the solution's probe sent (parsed as the grader parses it)."""
+    outputs = {}
     for cell in executed.cells if executed is not None else []:
         cid = cell.get("metadata", {}).get("coursekit", {}).get("id", "")
-        if not cid.startswith("probe:"):
-            continue
-        for o in cell.get("outputs", []):
-            payload = o.get("data", {}).get(checks_mod.EVIDENCE_MIME)
-            if isinstance(payload, dict) and "evidence" in payload:
-                found[cid[len("probe:"):]] = payload["evidence"]
+        if cid.startswith("probe:"):
+            outputs[cid[len("probe:"):]] = cell.get("outputs", [])
+    found = {}
+    for check in bundle.checks:
+        status, value = checks_mod.read_evidence(outputs.get(check.name, []), check, None)
+        if status == "ok":
+            found[check.name] = value
     return found

@@ -1,18 +1,21 @@
-"""The grading sandbox: a submission's worker sees its own scratch folder and nothing private.
+"""The grading sandbox: a student's kernel sees its own scratch folder and nothing private.
 
-Each submission's worker (papermill and the student's kernel) runs under bubblewrap
-(``bwrap``) with:
+Each submission's kernel runs under bubblewrap (``bwrap``); the driver that sends it the
+cells and reads its outputs (:mod:`.execute`) stays outside, out of its sight. The kernel gets:
 
 * a file system built from an allow-list, all read-only: the operating system
   (``/usr`` and its links, a few files of ``/etc``), the Python installation and the
   virtual environment, the ``coursekit`` package and the course's data folders. The
   grader bundle, the hidden checks, the lab sources, the grades folder, the other
   submissions, the home folder and ``/tmp`` are not there at all;
-* the scratch folder writable, and a private, empty ``/tmp``;
-* no network (a new network namespace: only its own loopback), its own PID namespace
-  (when the worker ends, every process it started is killed), its own IPC and host
-  name, no capabilities (root inside cannot remount or raise its limits), a new
-  session (no keystrokes into the grader's terminal), and death with the grader.
+* the scratch folder writable, the folder of its sockets to the driver, and a private,
+  empty ``/tmp``;
+* no network (a new network namespace: it talks to the driver over Unix sockets), its
+  own PID namespace (it sees no process of the grader's and cannot signal one; its
+  parent is the sandbox's init, which ignores its signals; when it ends, every process
+  it started is killed), its own IPC and host name, no capabilities (root inside cannot
+  remount or raise its limits), a new session (no keystrokes into the grader's
+  terminal), and death with the driver.
 
 :func:`problem` says whether bubblewrap works here; ``python -m coursekit.tooling.grading.sandbox``
 (run by ``make setup``) installs it when it can (root with apt) and says so.
@@ -36,7 +39,7 @@ NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "hosts",
        "host.conf", "localtime", "timezone", "mime.types", "alternatives", "fonts")
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-# Environment variables a worker keeps; everything else (tokens, keys, paths) is dropped.
+# Environment variables a kernel keeps; everything else (tokens, keys, paths) is dropped.
 ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED",
                "VIRTUAL_ENV", "JUPYTER_PATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
                "COURSEKIT_DATA", "COURSEKIT_SCALE")
@@ -54,9 +57,9 @@ _PROBE = ("import importlib.util, json, sys, sysconfig\n"
 
 @functools.cache
 def readable_paths() -> tuple[Path, ...]:
-    """The folders a worker may read: its Python, packages and ``coursekit``, and the data.
+    """The folders a kernel may read: its Python, packages and ``coursekit``, and the data.
 
-    Asked of a fresh interpreter started as a worker is (not of the grader's ``sys.path``,
+    Asked of a fresh interpreter started as a kernel is (not of the grader's ``sys.path``,
     which may hold the course's own folder and with it the lab sources).
     """
     from coursekit.core import data
@@ -88,8 +91,9 @@ def _system_args() -> list[str]:
     return args
 
 
-def command(argv: list[str], workdir: str | Path) -> list[str]:
-    """``argv`` wrapped in bubblewrap, with ``workdir`` as its only writable folder."""
+def command(argv: list[str], workdir: str | Path, also_writable: tuple[str | Path, ...] = ()) -> list[str]:
+    """``argv`` wrapped in bubblewrap, with ``workdir`` (its working and home folder) and
+    ``also_writable`` as its only writable folders."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bwrap is not installed; {ADVICE}")
@@ -99,13 +103,16 @@ def command(argv: list[str], workdir: str | Path) -> list[str]:
     args += _system_args()
     for path in readable_paths():
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--bind", workdir, workdir, "--chdir", workdir, "--setenv", "HOME", workdir,
-             "--setenv", "TMPDIR", "/tmp", "--"]
+    for path in (workdir, *(str(Path(p).resolve()) for p in also_writable)):
+        args += ["--bind", path, path]
+    # a kernel's parent is the sandbox's init (PID 1): it must not poll for a parent outside
+    args += ["--chdir", workdir, "--setenv", "HOME", workdir, "--setenv", "TMPDIR", "/tmp",
+             "--unsetenv", "JPY_PARENT_PID", "--"]
     return args + list(argv)
 
 
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a worker starts with: :data:`ENVIRONMENT` of the grader's, and ``extra``."""
+    """The environment a kernel starts with: :data:`ENVIRONMENT` of the grader's, and ``extra``."""
     return {k: v for k, v in os.environ.items() if k in ENVIRONMENT} | (extra or {})
 
 
