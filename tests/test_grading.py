@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from labkit import Lab, answer
 from nbformat.v4 import new_code_cell
 
 from coursekit import cli
@@ -25,35 +26,13 @@ from coursekit.tooling.course import LABS
 from coursekit.tooling.grading import labfmt, sandbox
 from coursekit.tooling.grading.grade import Bundle, Limits, assemble, grade_batch
 
-LAB = LABS / "lab01_lottery"
-# The duplicated_q4_answer submission repeats a cell id on purpose; nbformat warns as it reads it.
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId")]
+LAB = Lab(LABS / "lab01_lottery")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    out = tmp_path_factory.mktemp("release")
-    assert cli.main(["release", str(LAB), "-o", str(out), "--cell-timeout", "60"]) == 0
-    return out / "lab01_lottery" / "lab01_lottery.ipynb", out / "lab01_lottery-grader"
-
-
-def _solutions() -> dict[str, str]:
-    source = nbformat.read(LAB / "lab01_lottery.ipynb", as_version=4)
-    return {labfmt.cell_id(c): c.source for c in source.cells if labfmt.role(c).get("question")
-            and not labfmt.role(c).get("locked")}
-
-
-def _answer(nb, cid: str, source: str) -> None:
-    (cell,) = [c for c in nb.cells if labfmt.cell_id(c) == cid]
-    cell.source = source
-
-
-def _solved(student_nb, answers=("q1", "q2", "q3", "q4")):
-    nb = copy.deepcopy(student_nb)
-    for cid, source in _solutions().items():
-        if cid.split("-")[0] in answers:
-            _answer(nb, cid, source)
-    return nb
+    return LAB.release(tmp_path_factory.mktemp("release"))
 
 
 PER_TENSOR_Q1 = """def global_magnitude_mask(weights, density):
@@ -121,18 +100,18 @@ def global_magnitude_mask(weights, density):
 
 def _make_submissions(student_nb, folder):
     """Lab 01's own cases (the generic hostile ones: tests/test_grading_hostile.py), written into ``folder``."""
-    subs = {"passes_all": _solved(student_nb), "blank": copy.deepcopy(student_nb),
-            "partial_q1_q2": _solved(student_nb, ("q1", "q2"))}
-    nb = _solved(student_nb)
-    _answer(nb, "q1-answer", PER_TENSOR_Q1)
+    subs = {"passes_all": LAB.solved(student_nb), "blank": copy.deepcopy(student_nb),
+            "partial_q1_q2": LAB.solved(student_nb, ("q1", "q2"))}
+    nb = LAB.solved(student_nb)
+    answer(nb, "q1-answer", PER_TENSOR_Q1)
     subs["fails_q1_layerwise_threshold"] = nb
     for name, source, at in (("rewrites_the_probes", REWRITES_THE_PROBES, 3), ("shadows_builtins", SHADOWS_BUILTINS, None),
                              ("returns_tensor_lookalikes", TENSOR_LOOKALIKES, None)):
         nb = copy.deepcopy(student_nb)
         nb.cells.insert(len(nb.cells) if at is None else at, new_code_cell(source))
         subs[name] = nb
-    nb = _solved(student_nb)
-    _answer(nb, "q2-answer", "import os\nos._exit(3)\n" + _solutions()["q2-answer"])
+    nb = LAB.solved(student_nb)
+    answer(nb, "q2-answer", "import os\nos._exit(3)\n" + LAB.solutions()["q2-answer"])
     subs["kernel_exit_in_q2"] = nb
     for name, nb in subs.items():
         nbformat.write(nb, folder / f"{name}.ipynb")
@@ -213,24 +192,24 @@ def test_feedback_says_what_to_fix(graded):
 def test_assemble_matches_answers_by_id_not_position(released):
     student, bundle_dir = released
     bundle = Bundle.load(bundle_dir)
-    nb = _solved(nbformat.read(student, as_version=4))
+    nb = LAB.solved(nbformat.read(student, as_version=4))
     nb.cells.reverse()  # every cell out of place
     assembled, _notes = assemble(bundle.template, nb, bundle.checks, "n")
     sources = {c.metadata["coursekit"]["id"]: c.source for c in assembled.cells}
-    assert sources["q1-answer"] == _solutions()["q1-answer"]
+    assert sources["q1-answer"] == LAB.solutions()["q1-answer"]
     assert [c.metadata["coursekit"]["id"] for c in assembled.cells][:3] == ["intro", "parameters", "setup"]
 
 
 def test_release_refuses_a_broken_solution(tmp_path):
     lab = tmp_path / "labx"
     lab.mkdir()
-    nb = nbformat.read(LAB / "lab01_lottery.ipynb", as_version=4)
+    nb = nbformat.read(LAB.folder / "lab01_lottery.ipynb", as_version=4)
     nb.metadata["coursekit"]["lab"] = "labx"
     for cell in nb.cells:
         if labfmt.cell_id(cell) == "q4-answer":
             cell.source = cell.source.replace("p.copy_(fresh * keep)", "p.copy_(fresh)")
     nbformat.write(nb, lab / "labx.ipynb")
-    (lab / "hidden_tests.py").write_text((LAB / "hidden_tests.py").read_text())
+    (lab / "hidden_tests.py").write_text((LAB.folder / "hidden_tests.py").read_text())
     with pytest.raises(ValueError, match="refusing to release: the solution does not earn full marks"):
         from coursekit.tooling.grading.release import release
         release(lab, tmp_path / "out", Limits(cell_timeout=60))

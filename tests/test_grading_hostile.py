@@ -25,15 +25,15 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from labkit import Lab, answer
 from nbformat.v4 import new_code_cell
 
 import coursekit
-from coursekit import cli
 from coursekit.tooling.grading import grade as grade_module
 from coursekit.tooling.grading import labfmt
 from coursekit.tooling.grading.grade import NO_SANDBOX, Limits, grade_batch
 
-LAB = Path(__file__).parent / "labs" / "lab00_tiny"
+LAB = Lab(Path(__file__).parent / "labs" / "lab00_tiny")
 # The duplicated_q4_answer submission repeats a cell id on purpose; nbformat warns as it reads it.
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId")]
 LIMITS = Limits(cell_timeout=10, notebook_timeout=240, memory_bytes=2 * 2**30)
@@ -41,28 +41,7 @@ LIMITS = Limits(cell_timeout=10, notebook_timeout=240, memory_bytes=2 * 2**30)
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    out = tmp_path_factory.mktemp("release")
-    assert cli.main(["release", str(LAB), "-o", str(out), "--cell-timeout", "60"]) == 0
-    return out / "lab00_tiny" / "lab00_tiny.ipynb", out / "lab00_tiny-grader"
-
-
-def _solutions() -> dict[str, str]:
-    source = nbformat.read(LAB / "lab00_tiny.ipynb", as_version=4)
-    return {labfmt.cell_id(c): c.source for c in source.cells if labfmt.role(c).get("question")
-            and not labfmt.role(c).get("locked")}
-
-
-def _answer(nb, cid: str, source: str) -> None:
-    (cell,) = [c for c in nb.cells if labfmt.cell_id(c) == cid]
-    cell.source = source
-
-
-def _solved(student_nb, answers=("q1", "q2", "q3", "q4")):
-    nb = copy.deepcopy(student_nb)
-    for cid, source in _solutions().items():
-        if cid.split("-")[0] in answers:
-            _answer(nb, cid, source)
-    return nb
+    return LAB.release(tmp_path_factory.mktemp("release"))
 
 
 def _with_cell(nb, source: str, at: int | None = None):
@@ -72,8 +51,8 @@ def _with_cell(nb, source: str, at: int | None = None):
 
 
 def _broken(student_nb, cid: str, prefix: str):
-    nb = _solved(student_nb)
-    _answer(nb, cid, prefix + _solutions()[cid])
+    nb = LAB.solved(student_nb)
+    answer(nb, cid, prefix + LAB.solutions()[cid])
     return nb
 
 
@@ -151,10 +130,10 @@ pathlib.Path(site.getsitepackages()[0], "zz_hostile.pth").write_text("# edited b
 
 def _make_submissions(student_nb, folder: Path, grades_dir: Path, sandboxed: bool, port: int | None = None):
     """Every submission for one batch (those only the sandbox may run when ``sandboxed``), written into ``folder``."""
-    sols, subs = _solutions(), {}
-    subs["passes_all"] = _solved(student_nb)
+    sols, subs = LAB.solutions(), {}
+    subs["passes_all"] = LAB.solved(student_nb)
     subs["blank"] = copy.deepcopy(student_nb)
-    subs["partial_q1_q2"] = _solved(student_nb, ("q1", "q2"))
+    subs["partial_q1_q2"] = LAB.solved(student_nb, ("q1", "q2"))
     subs["infinite_loop_in_q1"] = _broken(student_nb, "q1-answer", "while True:\n    pass\n")
     subs["kernel_exit_in_q2"] = _broken(student_nb, "q2-answer", "import os\nos._exit(3)\n")
     subs["segfault_in_q4"] = _broken(student_nb, "q4-answer", "import ctypes\nctypes.string_at(0)\n")
@@ -162,16 +141,16 @@ def _make_submissions(student_nb, folder: Path, grades_dir: Path, sandboxed: boo
     subs["sys_exit_in_q4"] = _broken(student_nb, "q4-answer", "import sys\nsys.exit(1)\n")
     subs["kills_its_parent_in_q1"] = _broken(student_nb, "q1-answer", KILLS_ITS_PARENT)
 
-    nb = _solved(student_nb)
-    _answer(nb, "q2-tests", "print('Q2 public tests passed')\n")
-    _answer(nb, "setup", "raise SystemExit('the tests are mine now')\n")
+    nb = LAB.solved(student_nb)
+    answer(nb, "q2-tests", "print('Q2 public tests passed')\n")
+    answer(nb, "setup", "raise SystemExit('the tests are mine now')\n")
     subs["tampered_locked_cells"] = nb
 
-    nb = _solved(student_nb)
+    nb = LAB.solved(student_nb)
     nb.cells = [c for c in nb.cells if labfmt.cell_id(c) != "q2-answer"]
     subs["deleted_q2_answer"] = nb
 
-    nb = _solved(student_nb)
+    nb = LAB.solved(student_nb)
     (i,) = [k for k, c in enumerate(nb.cells) if labfmt.cell_id(c) == "q4-answer"]
     nb.cells.insert(i, copy.deepcopy(student_nb.cells[i]))  # a stale copy first, the solved one last
     subs["duplicated_q4_answer"] = nb
@@ -187,11 +166,11 @@ def _make_submissions(student_nb, folder: Path, grades_dir: Path, sandboxed: boo
     subs["forges_the_results_files"] = _with_cell(student_nb, FORGES_THE_RESULTS)
     subs["answers_with_objects_that_agree"] = _with_cell(student_nb, AGREES_WITH_EVERYTHING)
 
-    nb = _solved(student_nb)
+    nb = LAB.solved(student_nb)
     nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
     subs["asks_for_another_kernel"] = nb
-    subs["huge_output"] = _with_cell(_solved(student_nb), "print('x' * 30_000_000)")
-    subs["writes_into_grades_and_other_submissions"] = _with_cell(_solved(student_nb), (
+    subs["huge_output"] = _with_cell(LAB.solved(student_nb), "print('x' * 30_000_000)")
+    subs["writes_into_grades_and_other_submissions"] = _with_cell(LAB.solved(student_nb), (
         "import json, pathlib\n"
         f"grades, subs = pathlib.Path({str(grades_dir)!r}), pathlib.Path({str(folder)!r})\n"
         "for target, text in [(grades / 'passes_all' / 'grade.json', json.dumps({'total': 100})),\n"
@@ -203,9 +182,9 @@ def _make_submissions(student_nb, folder: Path, grades_dir: Path, sandboxed: boo
         "    except OSError:\n"
         "        pass\n"))
 
-    nb = _solved(student_nb)
+    nb = LAB.solved(student_nb)
     nb.metadata["coursekit"]["release_id"] = "an-old-one"
-    _answer(nb, "intro", "# Lab 00 (last year's text)")
+    answer(nb, "intro", "# Lab 00 (last year's text)")
     subs["from_an_older_release"] = nb
 
     nb = copy.deepcopy(student_nb)
@@ -213,22 +192,22 @@ def _make_submissions(student_nb, folder: Path, grades_dir: Path, sandboxed: boo
     subs["searches_disk_for_the_bundle"] = _with_cell(nb, SEARCH_FOR_THE_BUNDLE, at=i + 1)
     nb = copy.deepcopy(student_nb)
     for cid in sols:
-        _answer(nb, cid, COPY_ANOTHER_SUBMISSION.format(folder=str(folder), cid=cid))
+        answer(nb, cid, COPY_ANOTHER_SUBMISSION.format(folder=str(folder), cid=cid))
     subs["reads_another_submission"] = nb
-    subs["breaks_the_installed_grader"] = _with_cell(_solved(student_nb), BREAKS_THE_INSTALLED_GRADER, at=2)
+    subs["breaks_the_installed_grader"] = _with_cell(LAB.solved(student_nb), BREAKS_THE_INSTALLED_GRADER, at=2)
 
     if sandboxed:  # these would reach, or kill, this machine without the sandbox
-        subs["opens_a_socket"] = _with_cell(_solved(student_nb), (
+        subs["opens_a_socket"] = _with_cell(LAB.solved(student_nb), (
             f"import socket\nwith socket.create_connection(('127.0.0.1', {port}), timeout=5) as s:\n"
             "    s.sendall(b'the grader bundle, stolen')\n"))
         loop = (f"import json, pathlib\n# {ORPHAN_MARK}\nwhile True:\n    sum(range(10**6))\n"
                 f"    try: pathlib.Path({str(grades_dir)!r}, 'passes_all', 'grade.json').write_text('{{}}')\n"
                 "    except OSError: pass\n")
-        subs["leaves_a_background_process"] = _with_cell(_solved(student_nb), (
+        subs["leaves_a_background_process"] = _with_cell(LAB.solved(student_nb), (
             "import subprocess, sys\n"
             f"subprocess.Popen([sys.executable, '-c', {loop!r}], start_new_session=True,\n"
             "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"))
-        subs["kills_everything_it_sees"] = _with_cell(_solved(student_nb), KILLS_EVERYTHING_IT_SEES)
+        subs["kills_everything_it_sees"] = _with_cell(LAB.solved(student_nb), KILLS_EVERYTHING_IT_SEES)
     for name, nb in subs.items():
         nbformat.write(nb, folder / f"{name}.ipynb")
     (folder / "malformed_json.ipynb").write_text('{"cells": [ this is not json')
@@ -485,8 +464,8 @@ def test_a_submission_that_kills_the_grader_ends_with_a_could_not_grade_line(rel
     subs, grades = tmp_path / "submissions", tmp_path / "grades"
     subs.mkdir()
     student_nb = nbformat.read(student, as_version=4)
-    nbformat.write(_solved(student_nb), subs / "honest.ipynb")
-    nbformat.write(_with_cell(_solved(student_nb), KILLS_THE_GRADER), subs / "kills_the_grader.ipynb")
+    nbformat.write(LAB.solved(student_nb), subs / "honest.ipynb")
+    nbformat.write(_with_cell(LAB.solved(student_nb), KILLS_THE_GRADER), subs / "kills_the_grader.ipynb")
     codes = [_grade_command(bundle, subs, grades, tmp_path).returncode for _ in range(3)]
     assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0]
     book = pd.read_csv(grades / "gradebook.csv").set_index("student")
@@ -505,7 +484,7 @@ def test_an_environment_failure_is_tried_again_alone_and_never_scored_zero(relea
     student, bundle = released
     subs, grades = tmp_path / "submissions", tmp_path / "grades"
     subs.mkdir()
-    nbformat.write(_solved(nbformat.read(student, as_version=4)), subs / "honest.ipynb")
+    nbformat.write(LAB.solved(nbformat.read(student, as_version=4)), subs / "honest.ipynb")
     real, calls = grade_module._execute, []
 
     def stuck_at_first(notebook, workdir, *args):

@@ -131,7 +131,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     book = grade_batch(args.bundle, args.submissions, args.output, jobs=args.jobs, force=args.force,
                        limits=limits, sandboxed=not args.no_sandbox)
     print(book.to_string(index=False))
-    print(f"gradebook → {args.output}/gradebook.csv")
+    print(f"gradebook → {args.output}/gradebook.csv; what the grader noticed → {args.output}/report.md")
     return 0
 
 
