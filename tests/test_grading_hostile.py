@@ -9,12 +9,10 @@ second). Each is named by what it does; its expected score is in ``EXPECTED`` (b
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
 import signal
-import site
 import socket
 import subprocess
 import sys
@@ -30,7 +28,7 @@ from nbformat.v4 import new_code_cell
 
 import coursekit
 from coursekit.tooling.grading import grade as grade_module
-from coursekit.tooling.grading import labfmt
+from coursekit.tooling.grading import integrity, labfmt
 from coursekit.tooling.grading.grade import NO_SANDBOX, Limits, grade_batch
 
 LAB = Lab(Path(__file__).parent / "labs" / "lab00_tiny")
@@ -119,12 +117,11 @@ for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
 os.kill(-1, signal.SIGKILL)
 """
 
-# Makes every later kernel send no evidence (so the next student graded would score 0) and adds a
-# start-up hook to the Python installation.
-BREAKS_THE_INSTALLED_GRADER = """import coursekit.tooling.grading.kernel as k, pathlib, site
+# Makes every later kernel send no evidence (so the next student graded would score 0). (Start-up
+# hooks added to site-packages are tested on the guard alone: a shared folder, seen by the tests beside.)
+BREAKS_THE_INSTALLED_GRADER = """import coursekit.tooling.grading.kernel as k
 with open(k.__file__, "a") as f:
     f.write("\\n\\ndef probe(*args, **kwargs):  # edited by a submission\\n    pass\\n")
-pathlib.Path(site.getsitepackages()[0], "zz_hostile.pth").write_text("# edited by a submission\\n")
 """
 
 
@@ -305,10 +302,9 @@ def listener():
     server.close()
 
 
-def _guarded_files() -> dict[Path, bytes | None]:
-    """The installed file of this checkout breaks_the_installed_grader adds (None: absent)."""
-    path = Path(site.getsitepackages()[0]) / "zz_hostile.pth"
-    return {path: path.read_bytes() if path.exists() else None}
+def _sources(package: Path) -> dict[Path, bytes]:
+    """The package's files, byte code aside (the grader compiles it when a batch starts)."""
+    return {p: data for p, data in integrity.installed_files(package, []).items() if "__pycache__" not in p.parts}
 
 
 def _orphans() -> list[str]:
@@ -327,7 +323,7 @@ class Graded:
     bundle: Path
     sandboxed: bool
     orphans: list[str]  # processes that outlived grading
-    edited: list[Path]  # installed files left changed by grading
+    edited: list[Path]  # files of the package left changed by grading
 
 
 def _grade_command(bundle: Path, subs: Path, grades: Path, cwd: Path, *extra: str,
@@ -347,20 +343,18 @@ def _grade_all(released, root: Path, sandboxed: bool, port: int | None) -> Grade
     subs, grades = root / "submissions", root / "grades"
     subs.mkdir()
     _make_submissions(nbformat.read(student, as_version=4), subs, grades, sandboxed, port)
-    before = _guarded_files()
-    try:
-        if sandboxed:
-            book = grade_batch(bundle, subs, grades, jobs=2, limits=LIMITS, progress=False)
-        else:
-            shutil.copytree(Path(coursekit.__file__).parent, root / "installed" / "coursekit",
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            done = _grade_command(bundle, subs, grades, root, "-j", "2", pythonpath=root / "installed")
-            assert done.returncode == 0, done.stderr[-3000:]
-            book = pd.read_csv(grades / "gradebook.csv")
-    finally:  # should the grader fail to undo the edit, this machine's installation is put back anyway
-        edited = [p for p, data in _guarded_files().items() if data != before[p]]
-        for path in edited:
-            path.write_bytes(before[path]) if before[path] is not None else path.unlink()
+    installed = Path(coursekit.__file__).parent
+    if not sandboxed:
+        installed = root / "installed" / "coursekit"
+        shutil.copytree(Path(coursekit.__file__).parent, installed, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _sources(installed)
+    if sandboxed:
+        book = grade_batch(bundle, subs, grades, jobs=2, limits=LIMITS, progress=False)
+    else:
+        done = _grade_command(bundle, subs, grades, root, "-j", "2", pythonpath=installed.parent)
+        assert done.returncode == 0, done.stderr[-3000:]
+        book = pd.read_csv(grades / "gradebook.csv")
+    edited = [p for p, data in _sources(installed).items() if before.get(p) != data]
     return Graded(book, grades, subs, bundle, sandboxed, _orphans(), edited)
 
 
@@ -420,7 +414,7 @@ def test_nothing_of_another_student_changes(batch):
         assert "Nothing changed that the grader did not write" in report
         return
     for what in ("the submitted notebook blank.ipynb", "the grader's passes_all/grade.json", "the gradebook",
-                 "kernel.py", "zz_hostile.pth (added)", "breaks_the_installed_grader: graded alone"):
+                 "kernel.py", "breaks_the_installed_grader: graded alone"):
         assert what in report, report
 
 
@@ -510,13 +504,27 @@ def test_an_environment_failure_is_tried_again_alone_and_never_scored_zero(relea
     assert again.loc["honest", "total"] == 10  # not skipped as graded
 
 
-def test_the_package_snapshot_covers_what_a_kernel_runs():
-    """The guard's copy holds the package (byte code included) and the site hooks a kernel would run."""
-    from coursekit.tooling.grading import integrity
-
-    installed = integrity.installed_files()
-    package = Path(coursekit.__file__).parent
-    assert package / "tooling" / "grading" / "kernel.py" in installed
-    assert hashlib.sha256(installed[package / "__init__.py"]).hexdigest() == hashlib.sha256(
-        (package / "__init__.py").read_bytes()).hexdigest()
-    assert all(p.is_relative_to(package) or p.suffix == ".pth" or p.stem.endswith("customize") for p in installed)
+def test_the_guard_restores_the_package_and_removes_added_start_up_hooks(tmp_path):
+    """Byte code included, with its times (so it stays valid); a ``.pth`` or ``sitecustomize`` added
+    to a site folder is removed; the report names each file."""
+    package, site_dir = tmp_path / "pkg", tmp_path / "site-packages"
+    (package / "sub").mkdir(parents=True)
+    site_dir.mkdir()
+    (package / "__init__.py").write_text("x = 1\n")
+    (package / "sub" / "mod.py").write_text("def probe():\n    return 1\n")
+    (site_dir / "kept.pth").write_text("# the installation's own\n")
+    guard = integrity.Guard({}, package, [site_dir])
+    compiled = sorted(package.rglob("*.pyc"))
+    assert compiled and set(guard.installed) >= set(compiled)
+    stamp = (package / "sub" / "mod.py").stat().st_mtime_ns
+    (package / "sub" / "mod.py").write_text("def probe():\n    return 0\n")
+    (site_dir / "zz_hostile.pth").write_text("import os\n")
+    (site_dir / "sitecustomize.py").write_text("x = 2\n")
+    changes, installed = guard.check()
+    assert installed and (package / "sub" / "mod.py").read_text() == "def probe():\n    return 1\n"
+    assert (package / "sub" / "mod.py").stat().st_mtime_ns == stamp
+    assert not (site_dir / "zz_hostile.pth").exists() and not (site_dir / "sitecustomize.py").exists()
+    assert (site_dir / "kept.pth").exists()
+    said = " ".join(changes)
+    assert "mod.py" in said and "zz_hostile.pth (added)" in said and "sitecustomize.py (added)" in said
+    assert guard.check() == ([], False)

@@ -15,6 +15,7 @@ as it is known, so an interrupted batch loses none.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -243,7 +244,8 @@ def _attempt(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, san
         except subprocess.TimeoutExpired:
             pass
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         reader.join(timeout=10)
     finally:

@@ -44,11 +44,11 @@ def _site_dirs() -> list[Path]:
     return [Path(p) for p in dict.fromkeys(folders) if Path(p).is_dir()]
 
 
-def installed_files() -> dict[Path, bytes]:
+def installed_files(package: Path | None = None, site_dirs: list[Path] | None = None) -> dict[Path, bytes]:
     """The files a later kernel would run: the ``coursekit`` package and the site start-up hooks."""
-    package = Path(coursekit.__file__).parent
+    package = package or Path(coursekit.__file__).parent
     found = {p: p.read_bytes() for p in package.rglob("*") if p.is_file()}
-    for folder in _site_dirs():
+    for folder in _site_dirs() if site_dirs is None else site_dirs:
         for pattern in STARTUP_HOOKS:
             found |= {p: p.read_bytes() for p in folder.glob(pattern) if p.is_file()}
     return found
@@ -57,13 +57,14 @@ def installed_files() -> dict[Path, bytes]:
 class Guard:
     """Snapshots taken when a batch starts; :meth:`check` restores what changed and says what."""
 
-    def __init__(self, submissions: dict[Path, bytes]):
-        package = Path(coursekit.__file__).parent
+    def __init__(self, submissions: dict[Path, bytes], package: Path | None = None,
+                 site_dirs: list[Path] | None = None):
+        self._where = (package or Path(coursekit.__file__).parent, site_dirs)
         # byte-compile now, so that importing a module later writes no new file into the package
-        compileall.compile_dir(package, quiet=1, workers=1)
+        compileall.compile_dir(self._where[0], quiet=1, workers=1)
         self.submissions = {p: _digest(b) for p, b in submissions.items()}
         self._submitted = submissions
-        self.installed = installed_files()
+        self.installed = installed_files(*self._where)
         self._installed_digest = {p: _digest(b) for p, b in self.installed.items()}
         # restored with their times too, so that the byte code compiled from them stays valid
         self._mtimes = {p: p.stat().st_mtime_ns for p in self.installed}
@@ -91,7 +92,7 @@ class Guard:
                 changes.append(f"the grader's {path.parent.name}/{path.name}" if path.name != "gradebook.csv"
                                else "the gradebook")
         installed = []
-        now = installed_files()
+        now = installed_files(*self._where)
         for path, data in self.installed.items():
             if path not in now or _digest(now[path]) != self._installed_digest[path]:
                 path.parent.mkdir(parents=True, exist_ok=True)
