@@ -173,7 +173,7 @@ PREVIOUS_MASK_ONLY_Q3 = '''def early_bird_epoch(masks, epsilon, window):
 # lab → (its answers replaced by a mistake: (points earned, {question: a phrase its message must hold}))
 LABS_UNDER_TEST = {
     "lab02_saliency": {
-        "sum_not_mean_in_q1": ({"q1-answer": SUM_LOSS_Q1}, 7, {"q1": "not the sum"}),
+        "sum_not_mean_in_q1": ({"q1-answer": SUM_LOSS_Q1}, 6, {"q1": "not the sum"}),
         "negative_hessian_kept_in_q2": ({"q2-answer": UNCLIPPED_Q2}, 9, {"q2": "h = [-0.3, 2, -5, 1]"}),
         "in_place_and_before_relu_in_q3": ({"q3-answer": IN_PLACE_Q3}, 6,
                                            {"q3": "the next layer's mean pre-activation"}),
@@ -188,10 +188,10 @@ LABS_UNDER_TEST = {
         "mean_of_all_distances_in_q3": ({"q3-answer": MEAN_OF_ALL_Q3}, 8, {"q3": "k nearest"}),
     },
     "lab05_spectra": {
-        "mean_divided_again_in_q1": ({"q1-answer": MEAN_DIVIDED_AGAIN_Q1}, 7, {"q1": "divided by N twice"}),
+        "mean_divided_again_in_q1": ({"q1-answer": MEAN_DIVIDED_AGAIN_Q1}, 6, {"q1": "divided by N twice"}),
         "no_create_graph_in_q1": ({"q1-answer": NO_CREATE_GRAPH_Q1}, 6, {"q1": "create_graph=True"}),
         "power_iteration_in_q2": ({"q2-answer": POWER_ITERATION_Q2}, 8, {"q2": "largest in magnitude"}),
-        "z_squared_in_q3": ({"q3-answer": Z_SQUARED_Q3}, 8, {"q3": "z²"}),
+        "z_squared_in_q3": ({"q3-answer": Z_SQUARED_Q3}, 7, {"q3": "z²"}),
     },
     "lab06_time_effects": {
         "batch_gradient_in_q1": ({"q1-answer": BATCH_GRADIENT_Q1}, 7, {"q1": "per-example gradients"}),
@@ -201,7 +201,7 @@ LABS_UNDER_TEST = {
     "lab07_data_oblivious": {
         "l2_ranking_in_q1": ({"q1-answer": L2_RANKING_Q1}, 8, {"q1": "by their L2 norms"}),
         "dropped_bias_in_q2": ({"q2-answer": DROPPED_BIAS_Q2}, 9, {"q2": "copy the original bias"}),
-        "fixed_length_in_q3": ({"q3-answer": FIXED_LENGTH_Q3}, 8, {"q3": "fixed-length code"}),
+        "fixed_length_in_q3": ({"q3-answer": FIXED_LENGTH_Q3}, 7, {"q3": "fixed-length code"}),
     },
 }
 

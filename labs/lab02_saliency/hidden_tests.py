@@ -5,7 +5,7 @@ judge runs in the grader and compares it with the solution's evidence (``referen
 Scores are floats, so judges compare within a tolerance.
 """
 
-from coursekit.tooling.grading.checks import check, close
+from coursekit.tooling.grading.checks import check, close, flatten, shape
 
 TOLERANCE = {"rel": 1e-4, "abs_": 1e-6}  # float32 scores computed by the student's code
 
@@ -34,17 +34,25 @@ def q1_taylor_on_a_deeper_net(evidence, reference):
 net = small_net(6)
 before = {n: p.detach().clone() for n, p in net.named_parameters()}
 s = taylor_scores(net, ds.x_train[:64], ds.y_train[:64])
-evidence = {"unchanged": all(torch.equal(before[n], p) for n, p in net.named_parameters()),
-            "detached": not any(t.requires_grad for t in s.values()),
-            "nonnegative": all(bool((t >= 0).all()) for t in s.values())}
+evidence = {"before": before, "after": {n: p.detach() for n, p in net.named_parameters()},
+            "scores": {n: t.detach() for n, t in s.items()},
+            "detached": not any(t.requires_grad for t in s.values())}
 """)
 def q1_leaves_the_model_alone(evidence, reference):
-    """The weights are not changed; the scores are detached and ≥ 0."""
-    for key, message in (("unchanged", "taylor_scores changed the model's weights"),
-                         ("detached", "return detached tensors (.detach())"),
-                         ("nonnegative", "scores are absolute values |g·w|, never negative")):
-        if not evidence.get(key):
-            return False, message
+    """The weights are not changed; the scores are detached and ≥ 0 (the judge looks at the raw weights and
+    scores), and they are the reference's on this network."""
+    after, scores = evidence["after"], evidence["scores"]
+    if not (isinstance(after, dict) and after == evidence["before"] and close(after, reference["after"])):
+        return False, "taylor_scores changed the model's weights"
+    if not evidence.get("detached"):
+        return False, "return detached tensors (.detach())"
+    if not isinstance(scores, dict) or sorted(scores) != sorted(reference["scores"]):
+        return False, f"return one score tensor per weight {sorted(reference['scores'])}"
+    if any(not (isinstance(v, int | float) and v >= 0) for t in scores.values() for v in flatten(t)):
+        return False, "scores are absolute values |g·w|, never negative"
+    if not close(scores, reference["scores"], **TOLERANCE):
+        return False, ("the model is untouched, but your scores on this network differ from the reference "
+                       "solution's, so this point is not earned: see the other Q1 check")
     return True, "the model is untouched and the scores are plain, non-negative tensors"
 
 
@@ -100,18 +108,29 @@ net = small_net(8, hidden=(16,))
 before = {k: v.clone() for k, v in net.state_dict().items()}
 units = [0, 2, 15]
 pruned = mean_replace(net, 1, units, ds.x_train[:300])
-evidence = {"original_unchanged": all(torch.equal(before[k], v) for k, v in net.state_dict().items()),
-            "rows_zero": bool((pruned[1].weight[units] == 0).all() and (pruned[1].bias[units] == 0).all()),
-            "columns_zero": bool((pruned[3].weight[:, units] == 0).all()),
-            "others_kept": bool(torch.equal(pruned[1].weight[3], net[1].weight[3])
-                                and torch.equal(pruned[3].weight[:, 3], net[3].weight[:, 3]))}
+evidence = {"units": units, "before": before, "after": dict(net.state_dict()),
+            "pruned": {k: pruned.state_dict()[k] for k in ("1.weight", "1.bias", "3.weight")}}
 """)
 def q3_structure(evidence, reference):
-    """A new model; removed rows, biases and next columns are 0; other units untouched."""
-    for key, message in (("original_unchanged", "mean_replace changed the model it was given: work on a copy"),
-                         ("rows_zero", "the removed units' weight rows and biases must be 0"),
-                         ("columns_zero", "the next layer's columns of the removed units must be 0"),
-                         ("others_kept", "units that were not removed must keep their weights")):
-        if not evidence.get(key):
-            return False, message
+    """A new model; removed rows, biases and next columns are 0; other units untouched (the judge computes all
+    this from the raw weights before and after the call, and of the returned model, which must be the
+    reference's; its next bias is the other Q3 check's)."""
+    units, before, pruned = reference["units"], evidence["before"], evidence["pruned"]
+    if not (evidence["after"] == before and close(before, reference["before"])):
+        return False, "mean_replace changed the model it was given: work on a copy"
+    if not (isinstance(pruned, dict) and sorted(pruned) == sorted(reference["pruned"])
+            and all(shape(pruned[k]) == shape(v) for k, v in reference["pruned"].items())):
+        return False, "return a model like the one given (same layers, same shapes), with the units zeroed"
+    rows, bias, columns = pruned["1.weight"], pruned["1.bias"], pruned["3.weight"]
+    if not (all(v == 0 for u in units for v in rows[u]) and all(bias[u] == 0 for u in units)):
+        return False, "the removed units' weight rows and biases must be 0"
+    if not all(row[u] == 0 for row in columns for u in units):
+        return False, "the next layer's columns of the removed units must be 0"
+    kept = [j for j in range(len(bias)) if j not in units]
+    if not (all(rows[j] == before["1.weight"][j] and bias[j] == before["1.bias"][j] for j in kept)
+            and all(row[j] == old[j] for row, old in zip(columns, before["3.weight"], strict=True) for j in kept)):
+        return False, "units that were not removed must keep their weights"
+    if not close(pruned, reference["pruned"], rel=1e-4, abs_=1e-5):
+        return False, ("your pruned model's weights differ from the reference solution's, so this point is not "
+                       "earned")
     return True, "the removed units are gone and the rest is untouched"

@@ -4,7 +4,7 @@ Each probe runs in the student's kernel after their answer and sets ``evidence``
 judge runs in the grader and compares it with the solution's evidence (``reference``).
 """
 
-from coursekit.tooling.grading.checks import check, close
+from coursekit.tooling.grading.checks import check, close, shape
 
 
 @check("q1", points=2, probe="""
@@ -107,12 +107,21 @@ gen = torch.Generator().manual_seed(44)
 ws = [torch.randn(4, 3, generator=gen), torch.randn(2, 4, generator=gen)]
 ws[0][1] = 0.0  # hidden unit 1 receives nothing
 scores = synflow_scores(ws)
-evidence = {"dead_out": float(scores[1][:, 1].abs().sum()), "dtype": str(scores[0].dtype)}
+evidence = {"scores": [s.detach() for s in scores], "dtype": str(scores[0].dtype)}
 """)
 def q3_no_flow_through_a_dead_unit(evidence, reference):
-    """A unit with no incoming weight passes no flow: its outgoing scores are 0; float64."""
+    """A unit with no incoming weight passes no flow: its outgoing scores are 0; float64. The judge sums the
+    dead unit's outgoing scores from the raw scores, which must also be the reference's."""
     if evidence["dtype"] != "torch.float64":
         return False, f"compute in float64 (R sums over many paths), got {evidence['dtype']}"
-    if evidence["dead_out"] != 0:
+    scores = evidence["scores"]
+    if not (isinstance(scores, list) and [shape(s) for s in scores] == [shape(s) for s in reference["scores"]]):
+        return False, (f"return one score tensor per weight, of shapes {[shape(s) for s in reference['scores']]}, "
+                       f"got {[shape(s) for s in scores] if isinstance(scores, list) else scores}")
+    dead_out = sum(abs(row[1]) for row in scores[1])
+    if dead_out != 0:
         return False, "a hidden unit with no incoming weights carries no flow: its outgoing scores must be 0"
+    if not close(scores, reference["scores"], rel=1e-8):
+        return False, ("no flow through the dead unit, but your scores on this network differ from the reference "
+                       "solution's, so this point is not earned: S = |w| · (1ᵀ|W_L|…|W_l+1|)_j · (|W_l-1|…|W_1| 1)_i")
     return True, "no flow through a dead unit"

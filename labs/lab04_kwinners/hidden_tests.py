@@ -4,7 +4,9 @@ Each probe runs in the student's kernel after their answer and sets ``evidence``
 judge runs in the grader and compares it with what coursekit's reference implementations
 (``coursekit.methods.kwinners``, ``.overlap`` and ``.novelty``) give on the same inputs: a
 probe's inputs come from a recipe (seeded generators, hand-made tensors) that the judge
-runs again in the grader's process. The release check makes sure the lab's solution
+runs again in the grader's process, or with the solution's evidence (``reference``). Every
+check needs a raw result of the student's own function that matches, so evidence written by
+hand from a probe's source cannot pass. The release check makes sure the lab's solution
 agrees with the references.
 """
 
@@ -72,21 +74,27 @@ def q1_exactly_k_with_ties(evidence, reference):
 @check("q1", points=1, probe="""
 x = torch.randn(3, 6, generator=torch.Generator().manual_seed(52))
 evidence = {}
-for k in (0, -2, 7, 6):
+for k in (0, -2, 7, 6, 3):
     try:
-        evidence[str(k)] = bool(torch.equal(k_winners(x, k), x))
+        evidence[str(k)] = torch.as_tensor(k_winners(x, k)).double().tolist()
     except Exception as err:
         evidence[str(k)] = type(err).__name__
 """)
 def q1_rejects_a_bad_k(evidence, reference):
-    """k outside 1..units raises ValueError; k = units keeps every entry."""
+    """k outside 1..units raises ValueError; k = units keeps every entry; and k = 3 on the same tensor (the
+    raw results of k = 6 and k = 3 are compared with the solution's)."""
     for k in ("0", "-2", "7"):
         if evidence[k] != "ValueError":
-            got = "no error" if isinstance(evidence[k], bool) else evidence[k]
+            got = "no error" if isinstance(evidence[k], list) else evidence[k]
             return False, f"k = {k} with 6 units must raise ValueError, got {got}"
-    if evidence["6"] is not True:
-        got = evidence["6"] if isinstance(evidence["6"], str) else "a different tensor"
-        return False, f"k = 6 with 6 units keeps every entry, got {got}"
+    for k, what in (("6", "k = 6 with 6 units keeps every entry"),
+                    ("3", "k = 3 keeps the 3 largest entries of each row")):
+        got = evidence[k]
+        if isinstance(got, str):
+            return False, f"{what}, but on a random 3 × 6 tensor your function raised {got}"
+        if not close(got, reference[k]):
+            return False, (f"{what}: on a random 3 × 6 tensor your result differs from the reference solution's, "
+                           "so this point is not earned")
     return True, "a bad k raises ValueError; k = units keeps all"
 
 

@@ -1,10 +1,12 @@
 """Hidden checks of lab 05 (kept out of the student release; see coursekit.tooling.grading.checks).
 
 Each probe runs in the student's kernel after their answer and sets ``evidence``; each
-judge runs in the grader. Q1's judges compare with the solution's evidence (``reference``);
-Q2's know the spectra they built; Q3's compare with coursekit's reference
-(``coursekit.methods.spectra.effective_dimension``) on the same inputs, built again here
-from the probe's recipe. Each judge also recognises the common mistakes and says so.
+judge runs in the grader. Q1's and Q2's judges compare with the solution's evidence
+(``reference``), Q2's after rebuilding the spectra for their hints; Q3's compare with
+coursekit's reference (``coursekit.methods.spectra.effective_dimension``) on the same inputs,
+built again here from the probe's recipe, or with the solution's evidence. Every check needs
+a raw result of the student's own function that matches, so evidence written by hand from
+a probe's source cannot pass. Each judge also recognises the common mistakes and says so.
 """
 
 import torch
@@ -125,52 +127,61 @@ def q1_hvp_without_forming_the_hessian(evidence, reference):
 
 @check("q1", points=1, probe=ATTEMPT + """
 net = tiny_net(6, hidden=(4,))
-before = [p.detach().clone() for p in net.parameters()]
 v = torch.randn(num_parameters(net), generator=torch.Generator().manual_seed(23), dtype=torch.float64)
-v_before = v.clone()
 hv, error = attempt(net, ds.x_train[:100].double(), ds.y_train[:100], v)
 evidence = {"error": error} if error is not None else {
-    "unchanged": all(torch.equal(b, p) for b, p in zip(before, net.parameters(), strict=True)),
-    "no_grad": all(p.grad is None for p in net.parameters()),
-    "v_kept": bool(torch.equal(v, v_before)),
-    "plain": isinstance(hv, torch.Tensor) and not hv.requires_grad,
+    "weights": [p.detach() for p in net.parameters()],
+    "grads": [None if p.grad is None else p.grad.detach() for p in net.parameters()],
+    "v": v,
+    "requires_grad": hv.requires_grad if isinstance(hv, torch.Tensor) else None,
     "shape": list(hv.shape) if isinstance(hv, torch.Tensor) else None,
-    "dtype": str(hv.dtype) if isinstance(hv, torch.Tensor) else None}
+    "dtype": str(hv.dtype) if isinstance(hv, torch.Tensor) else None,
+    "hv": torch.as_tensor(hv).detach().double().flatten()}
 """)
 def q1_leaves_the_model_alone(evidence, reference):
-    """The weights, their .grad and v are untouched; H v is a plain flat tensor like v."""
+    """The weights, their .grad and v are untouched; H v is a plain flat tensor like v, and the solution's H v
+    (the judge compares the raw weights, v and H v after the call with the solution's)."""
     if "error" in evidence:
         return False, _raised(evidence["error"])
-    for key, message in (("unchanged", "hvp changed the model's weights"),
-                         ("no_grad", "hvp left gradients in the parameters' .grad: use torch.autograd.grad, "
-                                     "not .backward()"),
-                         ("v_kept", "hvp modified v"),
-                         ("plain", "return a plain tensor without autograd history (.detach())")):
-        if not evidence.get(key):
-            return False, message
+    if evidence["weights"] != reference["weights"]:
+        return False, "hvp changed the model's weights"
+    if any(g is not None for g in evidence["grads"]):
+        return False, "hvp left gradients in the parameters' .grad: use torch.autograd.grad, not .backward()"
+    if evidence["v"] != reference["v"]:
+        return False, "hvp modified v"
+    if evidence["requires_grad"] is not False:
+        return False, "return a plain tensor without autograd history (.detach())"
     if evidence["shape"] != reference["shape"] or evidence["dtype"] != reference["dtype"]:
         return False, (f"return a flat tensor like v, of shape {reference['shape']} and {reference['dtype']}, got "
                        f"{evidence['shape']} and {evidence['dtype']}")
+    got, expected = evidence["hv"], reference["hv"]
+    if not _within(got, expected, 1e-6 * max(abs(e) for e in expected)):
+        return False, ("the model, its .grad and v are left alone, but on an MLP 64 → 4 → 10 (float64) your H v "
+                       "differs from the reference solution's by more than 1e-6 of its largest entry, so this point "
+                       "is not earned")
     return True, "the model, its .grad and v are left alone; H v is a plain tensor like v"
 
 
 # ---------------------------------------------------------------- Q2: the top eigenvalue by Lanczos
+# The matrices: a random orthogonal basis and the listed eigenvalues times a random factor in [0.5, 2), both drawn
+# from the case's seed (a recipe the judge runs again for its hints); the judges compare with the solution's results.
 SYMMETRIC = """
 def symmetric(eigenvalues, seed):
     gen = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), generator=gen, dtype=torch.float64))
-    return q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ q.T
-
-
+    values = torch.tensor(eigenvalues, dtype=torch.float64) * (0.5 + 1.5 * float(torch.rand((), generator=gen)))
+    return q @ torch.diag(values) @ q.T, values
+"""
+TOP_OF = """
 def top_of(eigenvalues, seed, steps):
-    a = symmetric(eigenvalues, seed)
+    a, _ = symmetric(eigenvalues, seed)
     try:
         value = float(top_eigenvalue(lambda u: a @ u, len(eigenvalues), steps))
     except Exception as err:
         return f"{type(err).__name__}: {err}"[:200]
     return value if math.isfinite(value) else str(value)
 """
-SLOPPY = [10 ** (-4 + 6 * i / 39) for i in range(40)]  # 1e-4 … 100, evenly in log
+SLOPPY = [10 ** (-4 + 6 * i / 39) for i in range(40)]  # 1e-4 … 100 (times the factor), evenly in log
 FEW = [4.0] * 10 + [1.0] * 10 + [0.25] * 10  # three distinct values: the Krylov space ends after 3 steps
 POSITIVE_CASES = [(SLOPPY, 31, 40), (SLOPPY, 32, 25), (FEW, 33, 12)]
 NEGATIVE_CASES = [([-9 + 12 * i / 29 for i in range(30)], 34, 30),  # −9 … 3
@@ -180,54 +191,61 @@ EIGEN_TOLERANCE = {"rel": 1e-6, "abs_": 1e-9}
 
 
 def _cases_probe(cases) -> str:
-    return SYMMETRIC + f"""
+    return SYMMETRIC + TOP_OF + f"""
 evidence = [top_of(eigenvalues, seed, steps) for eigenvalues, seed, steps in {cases}]
 """
 
 
 def _spectrum(eigenvalues) -> str:
-    return f"{{{min(eigenvalues):g}, …, {max(eigenvalues):g}}}"
+    return f"{{{min(eigenvalues):.3g}, …, {max(eigenvalues):.3g}}}"
 
 
 def _wrong_top(eigenvalues: list[float], steps: int, got: float) -> str:
     """What a wrong top eigenvalue of a known spectrum looks like: the largest magnitude, the smallest, or neither."""
     shown = (f"a {len(eigenvalues)} × {len(eigenvalues)} matrix with eigenvalues {_spectrum(eigenvalues)}, {steps} "
-             f"steps: expected {max(eigenvalues):g}, got {got:.6g}")
+             f"steps: your top eigenvalue {got:.6g} differs from the reference solution's")
     biggest = max(eigenvalues, key=abs)
     near = {"rel": 1e-2, "abs_": 0.0}  # power iteration may not have converged yet
     if biggest != max(eigenvalues) and (close(got, biggest, **near) or close(got, abs(biggest), **near)):
-        return (f"{shown}, the eigenvalue of largest magnitude: the question asks for the largest algebraic "
+        return (f"{shown}: it is the eigenvalue of largest magnitude, and the question asks for the largest algebraic "
                 "eigenvalue (power iteration finds the one largest in magnitude; take the largest Ritz value, the "
                 "last of torch.linalg.eigvalsh(T))")
     if close(got, min(eigenvalues), **near):
-        return f"{shown}, the smallest: torch.linalg.eigvalsh returns eigenvalues in ascending order, so take the last"
-    return shown
+        return (f"{shown}: it is the smallest; torch.linalg.eigvalsh returns eigenvalues in ascending order, so take "
+                "the last")
+    return f"{shown}, so this point is not earned"
+
+
+def _judge_tops(cases, evidence, reference, hint=None) -> str | None:
+    """What is wrong with the top eigenvalues found for ``cases``, compared with the solution's; None if nothing."""
+    symmetric = rebuild(SYMMETRIC)["symmetric"]
+    for (eigenvalues, seed, steps), got, expected in zip(cases, evidence, reference, strict=True):
+        values = symmetric(eigenvalues, seed)[1].tolist()
+        if isinstance(got, str):
+            extra = hint(eigenvalues) if hint else ""
+            return (f"for a {len(values)} × {len(values)} matrix with eigenvalues {_spectrum(values)} your function "
+                    f"gave {got}{extra}")
+        if not close(got, expected, **EIGEN_TOLERANCE):
+            return _wrong_top(values, steps, got)
+    return None
 
 
 @check("q2", points=1, probe=_cases_probe(POSITIVE_CASES))
 def q2_positive_spectra(evidence, reference):
-    """Known spectra: 40 values from 1e-4 to 100 (40 and 25 steps); three distinct values (12 steps)."""
-    for (eigenvalues, _, steps), got in zip(POSITIVE_CASES, evidence, strict=True):
-        expected = max(eigenvalues)
-        if isinstance(got, str):
-            hint = (" (with only 3 distinct eigenvalues β becomes 0 after 3 steps: stop there, T already holds "
-                    "them)") if eigenvalues is FEW else ""
-            return False, f"for a {len(eigenvalues)} × {len(eigenvalues)} matrix your function gave {got}{hint}"
-        if not close(got, expected, **EIGEN_TOLERANCE):
-            return False, _wrong_top(eigenvalues, steps, got)
-    return True, "top eigenvalues of known positive spectra: correct"
+    """Known spectra: 40 values from 1e-4 to 100 (40 and 25 steps); three distinct values (12 steps), each times a
+    random factor; compared with the solution's top eigenvalues."""
+    wrong = _judge_tops(POSITIVE_CASES, evidence, reference,
+                        lambda eigenvalues: " (with only 3 distinct eigenvalues β becomes 0 after 3 steps: stop "
+                                            "there, T already holds them)" if eigenvalues is FEW else "")
+    return (False, wrong) if wrong else (True, "top eigenvalues of known positive spectra: correct")
 
 
 @check("q2", points=1, probe=_cases_probe(NEGATIVE_CASES))
 def q2_negative_eigenvalues(evidence, reference):
-    """Spectra with negative eigenvalues larger in magnitude than the top one, and an all-negative one."""
-    for (eigenvalues, _, steps), got in zip(NEGATIVE_CASES, evidence, strict=True):
-        expected = max(eigenvalues)
-        if isinstance(got, str):
-            return False, f"for a matrix with eigenvalues {_spectrum(eigenvalues)} your function gave {got}"
-        if not close(got, expected, **EIGEN_TOLERANCE):
-            return False, _wrong_top(eigenvalues, steps, got)
-    return True, "largest algebraic eigenvalue with negative eigenvalues around: correct"
+    """Spectra with negative eigenvalues larger in magnitude than the top one, and an all-negative one (each times
+    a random factor); compared with the solution's top eigenvalues."""
+    wrong = _judge_tops(NEGATIVE_CASES, evidence, reference)
+    return (False, wrong) if wrong else (True, "largest algebraic eigenvalue with negative eigenvalues around: correct")
 
 
 NETWORK = """
@@ -245,21 +263,22 @@ def counted(u):
 
 
 @check("q2", points=1, probe=SAFE_CALL + NETWORK + """
-evidence = {"top": safe(top_eigenvalue, counted, hessian.shape[0], 12), "calls": len(calls),
-            "exact": float(torch.linalg.eigvalsh(hessian)[-1])}
+evidence = {"top": safe(top_eigenvalue, counted, hessian.shape[0], 12), "calls": len(calls)}
 """)
 def q2_a_network_in_few_steps(evidence, reference):
-    """A 385-parameter network's Hessian: 12 steps, at most 12 products (13 tolerated), to a relative 1e-7."""
-    exact, got = reference["exact"], evidence["top"]
+    """A 385-parameter network's Hessian: 12 steps, at most 12 products (13 tolerated), to a relative 1e-7 of the
+    solution's 12 Lanczos steps (both Ritz values lie below λ_max, so this is as strict as λ_max itself)."""
+    got = evidence["top"]
     if isinstance(got, str):
         return False, f"for a network's 385 × 385 Hessian and 12 steps your function gave {got}"
     if evidence["calls"] > 13:
         return False, (f"with steps = 12 your function called matvec {evidence['calls']} times: Lanczos needs one "
                        "product per step (do not build the matrix column by column)")
-    if not close(got, exact, rel=1e-7, abs_=0.0):
-        return False, (f"a network's 385 × 385 Hessian, 12 steps: expected λ_max = {exact:.8f}, got {got:.8f}; "
-                       "Lanczos with full reorthogonalisation has converged by then (power iteration has not: its "
-                       "error shrinks only like (λ₂/λ₁)^k)")
+    if not close(got, reference["top"], rel=1e-7, abs_=0.0):
+        return False, (f"a network's 385 × 385 Hessian, 12 steps: your λ_max = {got:.8f} differs from the reference "
+                       "solution's by more than a relative 1e-7, so this point is not earned; Lanczos with full "
+                       "reorthogonalisation has converged by then (power iteration has not: its error shrinks only "
+                       "like (λ₂/λ₁)^k)")
     return True, "the top eigenvalue of a network's Hessian in 12 Lanczos steps: correct"
 
 
@@ -309,13 +328,16 @@ def q3_values(evidence, reference):
 
 @check("q3", points=1, probe=SAFE_CALL + """
 positive = torch.tensor([1.0, 2.0, 0.5])
+clamped = torch.randn(60, generator=torch.Generator().manual_seed(41), dtype=torch.float64).clamp(min=0)
 evidence = {"z = 0": safe(effective_dimension, positive, 0.0),
             "z = -2": safe(effective_dimension, positive, -2.0),
             "a negative eigenvalue": safe(effective_dimension, torch.tensor([3.0, -1e-3, 0.5]), 1.0),
-            "all zero": safe(effective_dimension, torch.zeros(4), 0.1)}
+            "all zero": safe(effective_dimension, torch.zeros(4), 0.1),
+            "clamped": safe(effective_dimension, clamped, 0.1)}
 """)
 def q3_errors(evidence, reference):
-    """z ≤ 0 and a negative eigenvalue raise ValueError; all-zero eigenvalues give 0."""
+    """z ≤ 0 and a negative eigenvalue raise ValueError; all-zero eigenvalues give 0; and a random spectrum clamped
+    at 0 (about half zeros) at z = 0.1, compared with the solution's N_eff."""
     for case, why in (("z = 0", "z must be positive: λ/(λ + 0) counts every direction, however flat"),
                       ("z = -2", "z must be positive"),
                       ("a negative eigenvalue", "do not clamp or drop negative eigenvalues silently: the caller "
@@ -326,4 +348,10 @@ def q3_errors(evidence, reference):
             return False, f"{case} must raise ValueError, got {got}: {why}"
     if evidence["all zero"] != 0.0:
         return False, f"eigenvalues that are all 0 give N_eff = 0 (each counts 0), got {evidence['all zero']}"
+    got = evidence["clamped"]
+    if isinstance(got, str):
+        return False, f"a random spectrum clamped at 0 (60 values, about half 0), z = 0.1: your function gave {got}"
+    if not close(got, reference["clamped"], rel=1e-6, abs_=1e-9):
+        return False, (f"a random spectrum clamped at 0 (60 values, about half 0), z = 0.1: your N_eff {got:.6g} "
+                       "differs from the reference solution's, so this point is not earned")
     return True, "z ≤ 0 and negative eigenvalues raise ValueError; zeros count 0"

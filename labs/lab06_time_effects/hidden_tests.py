@@ -6,7 +6,9 @@ and build the probe's network again here (``rebuild``) to recognise the usual mi
 coursekit's empirical Fisher (``coursekit.methods.spectra.fisher_trace``); Q2's compute the
 expected blur from the probe's recipe; Q3's compare with coursekit's reference
 (``coursekit.methods.slimming.early_bird_epoch``) on the same masks. Each judge also
-recognises the common mistakes and says so.
+recognises the common mistakes and says so. The checks of side effects and edge cases also need
+a raw result of the student's function on a valid input (a trace, blurred images, an epoch) that
+matches the reference's: evidence written by hand cannot pass them.
 """
 
 import torch
@@ -113,28 +115,37 @@ def q1_another_network(evidence, reference):
                         "a float32 MLP 64 → 8 → 10 (ReLU) at 24 inputs of shape 1 × 8 × 8", 1e-4)
 
 
-@check("q1", points=1, probe=ATTEMPT + """
+@check("q1", points=1, probe=ATTEMPT + SAFE_CALL + """
 net = models.build("mlp", (4,), 3, seed=63, hidden=(3,))
 net.train()
 before = [p.detach().clone() for p in net.parameters()]
 x = torch.randn(5, 4, generator=torch.Generator().manual_seed(63))
 value, error = attempt(fisher_trace, net, x)
 evidence = {"error": error} if error is not None else {
-    "type": type(value).__name__,
-    "unchanged": all(torch.equal(b, p) for b, p in zip(before, net.parameters(), strict=True)),
-    "no_grad": all(p.grad is None for p in net.parameters())}
+    "type": type(value).__name__, "one example": safe(fisher_trace, net, x[:1])}
+evidence["before"] = before
+evidence["after"] = [p.detach() for p in net.parameters()]
+evidence["grads"] = [None if p.grad is None else p.grad.detach() for p in net.parameters()]
 """)
 def q1_leaves_the_model_alone(evidence, reference):
-    """A Python float; the weights and their .grad untouched."""
+    """A Python float; the weights and their .grad untouched; tr F of one example as the reference's (rel. 1e-4)."""
+    where = "on an MLP 4 → 3 → 3 (float32)"
     if evidence.get("error"):
-        return False, f"on an MLP 4 → 3 → 3 your fisher_trace raised {evidence['error']}"
+        return False, f"{where} your fisher_trace raised {evidence['error']}"
     if evidence["type"] != "float":
         return False, f"return tr F as a Python float (float(...)), got a {evidence['type']}"
-    if not evidence["unchanged"]:
+    if not close(evidence["after"], evidence["before"], rel=0.0, abs_=0.0):
         return False, "fisher_trace changed the model's weights"
-    if not evidence["no_grad"]:
+    if any(g is not None for g in evidence["grads"]):
         return False, ("fisher_trace left gradients in the parameters' .grad: use torch.autograd.grad or "
                        "torch.func, not .backward()")
+    one = evidence["one example"]
+    if isinstance(one, str):
+        return False, f"{where}, for one example x[:1], your fisher_trace gave {one}"
+    if not close(one, reference["one example"], rel=1e-4, abs_=0.0):
+        return False, (f"{where} your tr F of one example, {_shown(one)}, differs from the reference solution's, so "
+                       "this point (leaving the model alone while computing tr F) is not earned: "
+                       "Σ_c p(c|x)·||∇ log p(c|x)||² over all parameters")
     return True, "a Python float; the model's weights and .grad left alone"
 
 
@@ -212,6 +223,8 @@ def q2_block_means(evidence, reference):
 
 
 BAD_FACTORS = [(8, 8, 3), (8, 6, 4), (9, 6, 2)]
+# a factor as large as the image is accepted: one block, each channel its mean (the same with any up-sampling)
+WHOLE = "2×3×6×6 images, factor 6"
 
 
 @check("q2", points=1, probe=ATTEMPT + f"""
@@ -220,9 +233,13 @@ for h, w, factor in {BAD_FACTORS}:
     out, error = attempt(blur, torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(82)), factor)
     evidence[f"{{h}}×{{w}}, factor {{factor}}"] = error if error is not None else (
         f"no error (returned shape {{list(out.shape)}})" if isinstance(out, torch.Tensor) else "no error")
+out, error = attempt(blur, torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(83)), 6)
+evidence[{WHOLE!r}] = error if error is not None else (
+    out.detach() if isinstance(out, torch.Tensor) else f"not a tensor but a {{type(out).__name__}}")
 """)
 def q2_refuses_a_factor_that_does_not_divide(evidence, reference):
-    """Factor 3 on 8×8, 4 on 8×6 (divides H only), 2 on 9×6 (divides W only): ValueError naming the factor."""
+    """Factor 3 on 8×8, 4 on 8×6 (divides H only), 2 on 9×6 (divides W only): ValueError naming the factor;
+    factor 6 on 6×6 images accepted, with the reference's result."""
     for h, w, factor in BAD_FACTORS:
         got = evidence[f"{h}×{w}, factor {factor}"]
         case = f"{h}×{w} images and factor {factor}"
@@ -231,6 +248,12 @@ def q2_refuses_a_factor_that_does_not_divide(evidence, reference):
                            f"got {got}: check that the factor divides both H and W")
         if str(factor) not in got.partition(":")[2]:
             return False, f"{case}: your ValueError must name the factor {factor}, got {got!r}"
+    got = evidence[WHOLE]
+    if isinstance(got, str):
+        return False, f"for {WHOLE}, which divides both H and W, your blur gave {got}: accept it"
+    if not close(got, reference[WHOLE], rel=1e-5, abs_=1e-6):
+        return False, (f"for {WHOLE} (one block per image) your blur's result differs from the reference solution's, "
+                       "so this point is not earned: every pixel must hold its channel's mean, in the input's shape")
     return True, "a factor that does not divide H or W is refused with a ValueError naming it"
 
 
@@ -335,7 +358,19 @@ def q3_settling_epochs(evidence, reference):
                    f"masks {distances}) expected epoch {want}, got {got}{early}")
 
 
-@check("q3", points=1, probe=ATTEMPT + """
+# masks whose channels flip at random, fewer each epoch (the distances are not known without computing them);
+# window 1 and ε = 0.05 of 50 channels (no distance equals ε)
+WANDERING = """
+gen = torch.Generator().manual_seed(76)
+mask = torch.rand(50, generator=gen) < 0.5
+wandering = [mask]
+for rate in [0.3, 0.25, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06, 0.04, 0.02, 0.0]:
+    mask = mask ^ (torch.rand(50, generator=gen) < rate)
+    wandering.append(mask)
+"""
+
+
+@check("q3", points=1, probe=ATTEMPT + WANDERING + """
 a = torch.tensor([True, True, True, True, False, False, False, False])
 b = torch.tensor([True, True, True, False, True, False, False, False])  # 2 of 8 channels differ from a: 0.25
 c = torch.tensor([False, False, True, False, True, True, True, False])  # 6 of 8 differ from a
@@ -343,12 +378,13 @@ evidence = {}
 for case, args in {"3 masks, window 3": ([a, a, a], 0.1, 3),
                    "never settles": ([a, c, a, c, a, c, a], 0.5, 2),
                    "distance exactly ε": ([a, b], 0.25, 1),
-                   "settles": ([b, b, b, b], 0.1, 2)}.items():
+                   "settles": (wandering, 0.05, 1)}.items():
     value, error = attempt(early_bird_epoch, *args)
     evidence[case] = error if error is not None else {"type": type(value).__name__, "repr": repr(value)[:80]}
 """)
 def q3_edge_cases(evidence, reference):
-    """Too few masks, masks that never settle and a distance equal to ε give None; an epoch is an int."""
+    """Too few masks, masks that never settle and a distance equal to ε give None; an epoch is an int, the
+    reference's on 12 randomly flipping masks with window 1."""
     for case, why in (("3 masks, window 3", "an epoch needs `window` earlier masks: with 3 masks and window 3 no "
                                             "epoch qualifies (do not compare with fewer masks)"),
                       ("never settles", "masks that keep changing (a, c, a, c, …, 0.75 apart, window 2) never "
@@ -361,9 +397,13 @@ def q3_edge_cases(evidence, reference):
         if got["repr"] != "None":
             return False, f"{case}: expected None, got {got['repr']}: {why}"
     got = evidence["settles"]
+    where = "12 masks of 50 channels flipping at random, fewer each epoch (ε = 0.05, window 1)"
     if isinstance(got, str):
-        return False, f"four equal masks, window 2: your early_bird_epoch raised {got}"
+        return False, f"{where}: your early_bird_epoch raised {got}"
     if got["type"] != "int":
-        return False, (f"four equal masks, window 2: return the epoch as a Python int, got {got['repr']} "
-                       f"(a {got['type']})")
+        return False, f"{where}: return the epoch as a Python int, got {got['repr']} (a {got['type']})"
+    if got["repr"] != reference["settles"]["repr"]:
+        return False, (f"{where}: your epoch {got['repr']} differs from the reference solution's, so this point is "
+                       "not earned: the first epoch i + 1 whose mask is less than ε from each of the `window` "
+                       "previous masks")
     return True, "too few masks, unsettled masks and a distance equal to ε give None; an epoch is an int"

@@ -6,7 +6,9 @@ judge runs in the grader, rebuilds the probe's layers or sequences from the same
 ``coursekit.methods.structured`` (L1 filter selection and surgery), Q2 with
 ``coursekit.methods.lowrank.svd_factors`` (the truncated SVD), Q3 with
 ``coursekit.methods.coding.huffman_lengths``. Each judge also recognises the common
-mistakes and says so.
+mistakes and says so. The checks of side effects and edge cases also need a raw result of the
+student's function on a valid input (a pruned pair, a low-rank product, a Huffman total) that
+matches the reference's: evidence written by hand cannot pass them.
 """
 
 import math
@@ -208,9 +210,8 @@ def q1_the_pair_computes_the_same(evidence, reference):
 @check("q1", points=1, probe=Q1_PROBE + """
 conv, nxt, x = conv_pair(5, 3, 6, 4, bias=False)
 before = [p.detach().clone() for p in [*conv.parameters(), *nxt.parameters()]]
-evidence = {"no bias": q1_evidence(conv, nxt, 2, x), "all kept": q1_evidence(conv, nxt, 6, x)}
-evidence["untouched"] = (conv.weight.shape[0], nxt.weight.shape[1]) == (6, 6) and all(
-    torch.equal(b, p) for b, p in zip(before, [*conv.parameters(), *nxt.parameters()], strict=True))
+evidence = {"no bias": q1_evidence(conv, nxt, 5, x), "all kept": q1_evidence(conv, nxt, 6, x), "before": before,
+            "after": [p.detach() for p in [*conv.parameters(), *nxt.parameters()]]}
 for keep in (0, 7):
     try:
         prune_filters(conv, nxt, keep)
@@ -219,9 +220,10 @@ for keep in (0, 7):
         evidence[f"keep = {keep}"] = f"{type(err).__name__}: {err}"[:200]
 """)
 def q1_new_layers(evidence, reference):
-    """The given layers untouched; a conv without bias; keep = width keeps all; 1 ≤ keep ≤ width."""
+    """The given layers untouched; a conv without bias (keep = 5: the reference's pair); keep = width keeps all;
+    1 ≤ keep ≤ width."""
     conv = rebuild(PAIRS)["conv_pair"](5, 3, 6, 4, bias=False)[0]
-    if not evidence["untouched"]:
+    if not close(evidence["after"], evidence["before"], rel=0.0, abs_=0.0):
         return False, ("prune_filters changed the layers it was given: return new layers (copy.deepcopy them, or "
                        "build new nn.Conv2d) and leave conv and next_conv as they were")
     got = evidence["no bias"]
@@ -230,14 +232,23 @@ def q1_new_layers(evidence, reference):
     if got["bias"] is not None:
         return False, "conv has no bias (bias=False); the new conv must have none either"
     kept = _which_filters(got["rows"], conv)
-    if kept is None or len(kept) != 2:
-        return False, ("for a conv without bias and keep = 2, the new conv must hold 2 unchanged filters of the "
+    if kept is None or len(kept) != 5:
+        return False, ("for a conv without bias and keep = 5, the new conv must hold 5 unchanged filters of the "
                        "original (whole rows conv.weight[kept])")
     widths = [len(got["rows"]), got["next_shape"][1]]
     if got["attributes"] != widths:
         return False, (f"the new layers' weights have {widths[0]} output and {widths[1]} input channels, but their "
                        f"out_channels and in_channels say {got['attributes']}: set new_conv.out_channels and "
                        "new_next.in_channels after slicing their weights")
+    want = reference["no bias"]
+    if isinstance(got["output"], str):
+        return False, (f"for a conv without bias and keep = 5, next_conv(relu(conv(x))) of your new pair raised "
+                       f"{got['output']}")
+    if not (close(got["rows"], want["rows"], rel=1e-6, abs_=1e-7) and got["next_shape"] == want["next_shape"]
+            and close(got["output"], want["output"], rel=1e-5, abs_=1e-5)):
+        return False, ("for a conv without bias and keep = 5, your new pair (its filters or its output "
+                       "next_conv(relu(conv(x)))) differs from the reference solution's, so this point is not earned: "
+                       "drop the filter of smallest L1 norm, and next_conv's input channel that reads it")
     got = evidence["all kept"]
     if "error" in got:
         return False, f"keep = {conv.out_channels} (all filters): {_raised(got['error'])}"
@@ -332,44 +343,59 @@ def q2_best_rank_r(evidence, reference):
     return True, "the product of the two layers is the best rank-r approximation U_r S_r V_rᵀ: correct"
 
 
-@check("q2", points=1, probe=LAYERS + """
-layer = known_linear(34, 12, 9, [5.0, 3.0, 2.0, 1.5, 1.0, 0.8, 0.5, 0.3, 0.1])
+BIAS_LAYER = (34, 12, 9, [5.0, 3.0, 2.0, 1.5, 1.0, 0.8, 0.5, 0.3, 0.1])
+
+
+@check("q2", points=1, probe=LAYERS + f"""
+layer = known_linear{BIAS_LAYER}
 before = [p.detach().clone() for p in layer.parameters()]
-evidence = {}
+evidence = {{}}
 try:
     pair = low_rank(layer, 4)
+    first, second = list(pair)
     with torch.no_grad():
-        evidence["at zero"] = pair(torch.zeros(1, 9)).flatten().tolist()
-    evidence["first bias"] = list(pair)[0].bias is not None
-    evidence["parameters"] = sum(p.numel() for p in pair.parameters())
+        evidence["at zero"] = pair(torch.zeros(1, 9)).flatten()
+    evidence["first"], evidence["second"] = first.weight.detach(), second.weight.detach()
+    evidence["first bias"] = None if first.bias is None else first.bias.detach()
+    evidence["shapes"] = [list(p.shape) for p in pair.parameters()]
 except Exception as err:
-    evidence["error"] = f"{type(err).__name__}: {err}"[:300]
-evidence["untouched"] = all(torch.equal(b, p) for b, p in zip(before, layer.parameters(), strict=True))
+    evidence["error"] = f"{{type(err).__name__}}: {{err}}"[:300]
+evidence["before"] = before
+evidence["after"] = [p.detach() for p in layer.parameters()]
 for rank in (0, 10):
     try:
         low_rank(layer, rank)
-        evidence[f"rank = {rank}"] = "no error"
+        evidence[f"rank = {{rank}}"] = "no error"
     except Exception as err:
-        evidence[f"rank = {rank}"] = f"{type(err).__name__}: {err}"[:200]
+        evidence[f"rank = {{rank}}"] = f"{{type(err).__name__}}: {{err}}"[:200]
 """)
 def q2_bias_size_and_ranks(evidence, reference):
-    """The second layer carries the bias; r·(in + out) + out parameters; rank outside 1..min(out, in) refused."""
-    bias = rebuild(LAYERS)["known_linear"](34, 12, 9, [5.0, 3.0, 2.0, 1.5, 1.0, 0.8, 0.5, 0.3, 0.1]).bias.detach()
+    """The second layer carries the bias; r·(in + out) + out parameters; rank outside 1..min(out, in) refused;
+    the two layers' product is the reference's (to 1e-4·s₁)."""
+    bias = rebuild(LAYERS)["known_linear"](*BIAS_LAYER).bias.detach()
     where = "a Linear 9 → 12 at rank 4"
     if "error" in evidence:
-        return False, f"{where}: low_rank(layer, 4)(x) raised {evidence['error']} (return nn.Sequential(first, second))"
-    if not evidence["untouched"]:
+        return False, (f"{where}: low_rank(layer, 4)(x) raised {evidence['error']} (return nn.Sequential(first, "
+                       "second))")
+    if not close(evidence["after"], evidence["before"], rel=0.0, abs_=0.0):
         return False, "low_rank changed the layer it was given: build new layers and leave it as it was"
-    if evidence["first bias"]:
+    if evidence["first bias"] is not None:
         return False, (f"{where}: the first layer must have no bias (nn.Linear(9, 4, bias=False)): the original "
                        "bias is added once, by the second layer")
     if not close(evidence["at zero"], bias.tolist(), rel=1e-5, abs_=1e-6):
         return False, (f"{where}: your pair maps x = 0 to {[round(v, 3) for v in evidence['at zero']]}, but the layer "
                        f"maps it to its bias {[round(float(v), 3) for v in bias]}: copy the original bias into the "
                        "second layer")
-    if evidence["parameters"] != 4 * (9 + 12) + 12:
-        return False, (f"{where}: your pair has {evidence['parameters']} parameters, expected r·(in + out) + out = "
+    parameters = sum(math.prod(s) for s in evidence["shapes"])
+    if parameters != 4 * (9 + 12) + 12:
+        return False, (f"{where}: your pair has {parameters} parameters, expected r·(in + out) + out = "
                        f"4·(9 + 12) + 12 = {4 * 21 + 12}")
+    product, expected = (torch.tensor(e["second"], dtype=torch.float64) @ torch.tensor(e["first"], dtype=torch.float64)
+                         for e in (evidence, reference))
+    if product.shape != expected.shape or float((product - expected).abs().max()) > 1e-4 * BIAS_LAYER[3][0]:
+        return False, (f"{where}: the product of your two layers' weights differs from the reference solution's, so "
+                       "this point is not earned: second.weight @ first.weight must be U_r S_r V_rᵀ, the best rank-4 "
+                       "approximation")
     for rank in (0, 10):
         if error_name(evidence[f"rank = {rank}"]) != "ValueError":
             return False, (f"rank = {rank} for a 12 × 9 weight must raise ValueError (rank lies in 1..min(12, 9) = "
@@ -429,11 +455,22 @@ def q3_totals(evidence, reference):
     return True, "total Huffman code lengths: correct"
 
 
-@check("q3", points=1, probe=SAFE_CALL + f"""
+# 600 labels (negative and large ints) drawn with unequal frequencies: a total nobody derives by hand
+LABELS = """
+values = torch.tensor([-4, 1000, 77, 3, -123456, 10**9, 12])
+drawn = torch.multinomial(torch.tensor([30.0, 20, 15, 12, 10, 8, 5]), 600, replacement=True,
+                          generator=torch.Generator().manual_seed(43))
+labels = values[drawn].tolist()
+"""
+
+
+@check("q3", points=1, probe=SAFE_CALL + LABELS + f"""
 evidence = {{name: safe(huffman_bits, sequence) for name, sequence in {EDGE_CASES}.items()}}
+evidence["random labels"] = safe(huffman_bits, labels)
 """)
 def q3_edge_cases(evidence, reference):
-    """One distinct symbol costs 1 bit each (coursekit's convention); no symbols, 0; any ints are labels."""
+    """One distinct symbol costs 1 bit each (coursekit's convention); no symbols, 0; any ints are labels (and 600
+    random labels total the reference's bits)."""
     for name, symbols in EDGE_CASES.items():
         got, expected = evidence[name], _reference_bits(symbols)
         if got == expected:
@@ -450,4 +487,11 @@ def q3_edge_cases(evidence, reference):
         if name.startswith("no symbols"):
             return False, f"{shown}: an empty sequence costs 0 bits"
         return False, f"{shown}: the symbols are labels, any ints (negative or large); count them with a Counter"
+    got, where = evidence["random labels"], "600 labels drawn at random from [-4, 1000, 77, 3, -123456, 10**9, 12]"
+    if isinstance(got, str):
+        return False, f"{where}: huffman_bits raised {got}"
+    if got != reference["random labels"]:
+        mistake = _huffman_mistake(rebuild(LABELS)["labels"], got)
+        return False, (f"{where}: your total, {got:g} bits, differs from the reference solution's, so this point is "
+                       "not earned" + (f"; {mistake}" if mistake else ": Σ count × Huffman code length"))
     return True, "one distinct symbol (1 bit each), no symbols (0) and arbitrary int labels: correct"
