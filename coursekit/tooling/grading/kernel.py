@@ -34,7 +34,8 @@ import resource
 import sys
 
 ORIGINAL_BUILTINS = dict(vars(builtins))
-_dumps, _isfinite, _type = json.dumps, math.isfinite, type
+# what this module calls, taken before the student's code could rebind it in ``builtins``
+_dumps, _isfinite, _type, _repr, _exec, _compile = json.dumps, math.isfinite, type, repr, exec, compile
 _PLAIN = (bool, int, str, type(None))
 _EXACT: dict[type, object] = {}  # array type → its C ``tolist``
 _MODULES: dict[str, object] = {"math": math}  # name in a probe → the module as imported before the student
@@ -78,13 +79,16 @@ def plain(value: object, _budget: list[int] | None = None) -> object:
     if kind in _PLAIN:
         return value
     if kind is float:
-        return value if _isfinite(value) else repr(value)
+        return value if _isfinite(value) else _repr(value)
     if kind is list or kind is tuple:
         return [plain(v, budget) for v in value]
     if kind is dict:
-        if any(_type(k) is not str for k in value):
-            raise EvidenceError("evidence dicts must have str keys")
-        return {k: plain(v, budget) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if _type(k) is not str:
+                raise EvidenceError("evidence dicts must have str keys")
+            out[k] = plain(v, budget)
+        return out
     raise EvidenceError(f"evidence must be plain data (numbers, str, lists, dicts, tensors, arrays); "
                         f"got an object of type {kind.__module__}.{kind.__qualname__}")
 
@@ -97,10 +101,10 @@ def probe(check: str, nonce: str, code: str) -> None:
 
     student = sys._getframe(1).f_globals
     scope = {k: v for k, v in student.items() if k not in ORIGINAL_BUILTINS and not k.startswith("__")}
-    scope |= _MODULES | {"__builtins__": dict(ORIGINAL_BUILTINS)}
+    scope |= _MODULES | {"__builtins__": ORIGINAL_BUILTINS.copy()}
     payload = {"check": check, "nonce": nonce}
     try:
-        exec(compile(code, f"<hidden check {check}>", "exec"), scope)
+        _exec(_compile(code, f"<hidden check {check}>", "exec"), scope)
         payload["json"] = _dumps(plain(scope["evidence"]), allow_nan=False)
     except BaseException as err:  # the student's code may raise anything
         payload["error"] = f"{_type(err).__name__}: {err}"[:500]
