@@ -1,6 +1,6 @@
 """Labs 02 to 07: each release check, and the points that common mistakes lose.
 
-(Lab 01 has its own, larger suite against hostile submissions: ``test_grading.py``.)
+(Lab 01 has its own suite: ``test_grading.py``; the generic hostile submissions: ``test_grading_hostile.py``.)
 Lab 02 — Q1 Taylor score (4 points: 3 + 1), Q2 OBD saliency (2: 1 + 1), Q3 mean replacement (4: 2 + 2).
 Lab 03 — Q1 ERK densities (3: 2 + 1), Q2 one SET step (4: 2 + 2), Q3 SynFlow scores (3: 2 + 1).
 Lab 04 — Q1 k-winners (4: 2 + 1 + 1), Q2 overlap probability (3: 1 + 1 + 1), Q3 novelty (3: 2 + 1).
