@@ -1,16 +1,16 @@
 """``coursekit grade``: grade a folder of submissions against a grader bundle.
 
-For each submission, in its own process (inside the bubblewrap sandbox of :mod:`.sandbox`,
-unless ``--no-sandbox``, which the grade records) and temporary folder: the JSON is validated;
-locked cells are restored from the bundle (tampering is reported); answers are matched
-to questions by cell id, not position; the hidden checks' probes are appended after each
-question; the notebook runs with papermill in a fresh kernel under a per-cell timeout, a
-per-notebook timeout and a memory limit, a hang or crash costing only the cell that
-caused it (:mod:`.execute`); the probes' evidence is judged in this process
+For each submission, in its own temporary folder: the JSON is validated; locked cells are
+restored from the bundle (tampering is reported); answers are matched to questions by cell
+id, not position; the hidden checks' probes are appended after each question; the notebook
+runs cell by cell in a fresh kernel (inside the bubblewrap sandbox of :mod:`.sandbox`, unless
+``--no-sandbox``, which the grade records), driven from outside by :mod:`.execute`, under a
+per-cell timeout, a per-notebook timeout and a memory limit, a hang or crash costing only
+the cell that caused it (:func:`_execute`); the probes' evidence is judged in this process
 (:mod:`.checks`). Per student: ``grade.json``, ``feedback.md`` and the executed notebook;
-for the batch: ``gradebook.csv``. Finished grades are kept: a re-run skips them unless
-``force`` (or unless the submission changed), and each grade is written atomically as soon
-as it is known, so an interrupted batch loses none.
+for the batch: ``gradebook.csv`` and ``report.md`` (:mod:`.integrity`). Finished grades are
+kept: a re-run skips them unless ``force`` (or unless the submission changed), and each grade
+is written atomically as soon as it is known, so an interrupted batch loses none.
 """
 
 from __future__ import annotations
