@@ -528,3 +528,18 @@ def test_the_guard_restores_the_package_and_removes_added_start_up_hooks(tmp_pat
     said = " ".join(changes)
     assert "mod.py" in said and "zz_hostile.pth (added)" in said and "sitecustomize.py (added)" in said
     assert guard.check() == ([], False)
+
+
+def test_the_journal_suspects_what_was_in_flight_unless_the_instructor_stopped_it(tmp_path):
+    journal = integrity.Journal(tmp_path)
+    journal.started("a")
+    journal.started("b")
+    journal.finished("a")
+    assert integrity.Journal(tmp_path).crashed == {"b": 1}  # the grader died here: b was being graded
+    again = integrity.Journal(tmp_path)
+    again.started("b")
+    again.started("c")
+    again.interrupted()  # Ctrl-C: b keeps the one count it had, c none
+    assert integrity.Journal(tmp_path).crashed == {"b": 1}
+    again.forget()
+    assert not (tmp_path / integrity.JOURNAL).exists()

@@ -508,32 +508,36 @@ def grade_batch(bundle_dir: str | Path, submissions: str | Path, out: str | Path
     alone = suspects[:]
     bar = tqdm(total=len(todo) - len(killers), desc="grading", disable=not progress)
     queue = [s for s in todo if s not in killers and s not in suspects]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        running: dict = {}
-        while queue or running:
-            # a new kernel starts only after the last finished submission was checked
-            while queue and len(running) < jobs:
-                student = queue.pop(0)
-                running[pool.submit(one, student)] = student
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                finished = running.pop(future)
-                if inspect(finished, set(running.values())):  # before its own files are written
-                    alone += [finished, *running.values()]  # graded while the package was changed
-                record(*future.result())
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            running: dict = {}
+            while queue or running:
+                # a new kernel starts only after the last finished submission was checked
+                while queue and len(running) < jobs:
+                    student = queue.pop(0)
+                    running[pool.submit(one, student)] = student
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished = running.pop(future)
+                    if inspect(finished, set(running.values())):  # before its own files are written
+                        alone += [finished, *running.values()]  # graded while the package was changed
+                    record(*future.result())
+                    bar.update()
+        # graded alone: suspects, those graded while installed files were changed, and what the
+        # environment stopped (a loaded machine, a slow disk)
+        stopped = [s for s in todo if s in grades and not graded(grades[s]) and s not in killers]
+        again = list(dict.fromkeys(alone + stopped))
+        for student in again:
+            result = one(student)
+            if inspect(student, set()):
+                result = (student, _not_graded(bundle, raws[student], sandboxed, CHANGED_INSTALLED), None)
+                report.add(f"{student}: graded alone, it changed the installed files again: not graded")
+            record(*result)
+            if student in suspects:
                 bar.update()
-    # graded alone: suspects, those graded while installed files were changed, and what the
-    # environment stopped (a loaded machine, a slow disk)
-    stopped = [s for s in todo if s in grades and not graded(grades[s]) and s not in killers]
-    again = list(dict.fromkeys(alone + stopped))
-    for student in again:
-        result = one(student)
-        if inspect(student, set()):
-            result = (student, _not_graded(bundle, raws[student], sandboxed, CHANGED_INSTALLED), None)
-            report.add(f"{student}: graded alone, it changed the installed files again: not graded")
-        record(*result)
-        if student in suspects:
-            bar.update()
+    except KeyboardInterrupt:  # not the submissions' doing: none of them becomes a suspect
+        journal.interrupted()
+        raise
     bar.close()
     book = _gradebook(grades, bundle)
     guard.write(out / "gradebook.csv", book.to_csv(index=False))

@@ -117,16 +117,29 @@ class Journal:
         except (OSError, ValueError):
             self.crashed = {}
         self._counts = dict(self.crashed)
+        self._running: set[str] = set()
         self._lock = threading.Lock()
 
     def started(self, student: str) -> None:
         with self._lock:
             self._counts[student] = self._counts.get(student, 0) + 1
+            self._running.add(student)
             self._save()
 
     def finished(self, student: str) -> None:
         with self._lock:
             self._counts.pop(student, None)
+            self._running.discard(student)
+            self._save()
+
+    def interrupted(self) -> None:
+        """The instructor stopped the batch (Ctrl-C): what was being graded is not suspected of it."""
+        with self._lock:
+            for student in self._running:
+                self._counts[student] -= 1
+                if not self._counts[student]:
+                    del self._counts[student]
+            self._running.clear()
             self._save()
 
     def forget(self) -> None:
