@@ -108,6 +108,15 @@ def _raised(error: str) -> str:
     return f"prune_filters raised {error}"
 
 
+def _not_refused(evidence, name, values):
+    """The first ``name = value`` case of ``values`` that did not raise ValueError, and what it did; None if all did."""
+    for value in values:
+        got = evidence[f"{name} = {value}"]
+        if error_name(got) != "ValueError":
+            return value, got
+    return None
+
+
 def _q1_ranking(case: tuple, got: dict) -> str | None:
     """What is wrong with the filters a submission kept in one case (None: right ones, right order)."""
     seed, cin, width, cout, keep = case
@@ -255,10 +264,9 @@ def q1_new_layers(evidence, reference):
     kept = _which_filters(got["rows"], conv)
     if kept is None or sorted(kept) != list(range(6)):
         return False, f"keep = conv.out_channels (6) must keep every filter, got filters {kept}"
-    for keep in (0, 7):
-        if error_name(evidence[f"keep = {keep}"]) != "ValueError":
-            return False, (f"keep = {keep} for a conv of 6 filters must raise ValueError (keep lies in 1..6), got "
-                           f"{evidence[f'keep = {keep}']}")
+    wrong = _not_refused(evidence, "keep", (0, 7))
+    if wrong:
+        return False, f"keep = {wrong[0]} for a conv of 6 filters must raise ValueError (keep lies in 1..6), got {wrong[1]}"
     return True, "new layers, the originals untouched; no bias stays no bias; keep outside 1..width refused"
 
 
@@ -396,10 +404,10 @@ def q2_bias_size_and_ranks(evidence, reference):
         return False, (f"{where}: the product of your two layers' weights differs from the reference solution's, so "
                        "this point is not earned: second.weight @ first.weight must be U_r S_r V_rᵀ, the best rank-4 "
                        "approximation")
-    for rank in (0, 10):
-        if error_name(evidence[f"rank = {rank}"]) != "ValueError":
-            return False, (f"rank = {rank} for a 12 × 9 weight must raise ValueError (rank lies in 1..min(12, 9) = "
-                           f"1..9), got {evidence[f'rank = {rank}']}")
+    wrong = _not_refused(evidence, "rank", (0, 10))
+    if wrong:
+        return False, (f"rank = {wrong[0]} for a 12 × 9 weight must raise ValueError (rank lies in 1..min(12, 9) = "
+                       f"1..9), got {wrong[1]}")
     return True, "the bias on the second layer, r·(in + out) + out parameters, ranks outside 1..min(out, in) refused"
 
 
