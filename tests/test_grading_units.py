@@ -1,6 +1,10 @@
 """Small parts of the grader: solution stripping, evidence in and out of the kernel, the driver's limits."""
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -116,6 +120,30 @@ def test_hang_crash_and_a_killed_driver_cost_one_cell_each(tmp_path):
         (3, "stopped the grading process (killed it, or ran out of memory)")]
     assert executed.cells[4].outputs[0]["text"] == "2\n"
     assert executed.cells[1].source.startswith("# removed by the grader")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its reaper is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_an_orphan_kernel_dies_at_once_not_after_a_while():
+    """``die_with_parent``: a child asking it is killed with its parent (a kernel with its driver).
+
+    Without it an orphan kernel lives on (IPython notices its parent is gone a second later),
+    still writing into the folder the grader is removing for the next attempt."""
+    child = ("from coursekit.tooling.grading.kernel import die_with_parent; die_with_parent(); "
+             "import time; print(flush=True); time.sleep(60)")
+    parent = (f"import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', {child!r}], "
+              "stdout=subprocess.PIPE, stderr=subprocess.DEVNULL); c.stdout.readline(); print(c.pid)")
+    pid = int(subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True).stdout)
+    deadline = time.monotonic() + 30  # the signal is immediate; half the child's minute is a wide margin
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid)
 
 
 def test_a_slow_instructor_cell_is_run_again_with_more_time_not_charged(tmp_path):

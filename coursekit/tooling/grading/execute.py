@@ -39,6 +39,8 @@ if __name__ == "__main__":
 
 import nbformat
 
+from coursekit.tooling.grading.kernel import die_with_parent
+
 MAX_OUTPUT_CHARS = 20_000
 KERNEL_NAME = "coursekit-graded"
 LAUNCH = "from coursekit.tooling.grading import kernel; kernel.main()"
@@ -151,22 +153,12 @@ def main() -> int:
         out.write(json.dumps(event) + "\n")
         out.flush()
 
-    _die_with_parent()
+    die_with_parent()  # the grader's death kills this driver; the kernel dies with the driver
     try:
         run(job, emit)
     finally:
         out.close()
         os._exit(0)  # the kernel is dead; skip tearing down the messaging threads
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this driver when the grader dies (the sandbox then dies with it)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 if __name__ == "__main__":

@@ -209,10 +209,10 @@ class Attempt:
 def _attempt(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, sandboxed: bool,
              seconds: float, preload: list[str]) -> Attempt:
     """Run ``notebook`` once in a driver process (:mod:`.execute`) for at most ``seconds``."""
-    scratch, private = workdir / "kernel", workdir / "driver"
-    for folder in (scratch, private):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
+    # fresh folders for every attempt: nothing of an earlier run is seen, or in the way
+    here = Path(tempfile.mkdtemp(prefix="attempt-", dir=workdir))
+    scratch, private = here / "kernel", here / "driver"
+    scratch.mkdir(), private.mkdir()
     # Unix socket paths are short (108 bytes): the channel lives in a short folder of its own
     channel = Path(tempfile.mkdtemp(prefix="ck-"))
     job = {"notebook": notebook, "scratch": str(scratch), "private": str(private), "channel": str(channel),
@@ -249,7 +249,8 @@ def _attempt(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, san
             proc.wait()
         reader.join(timeout=10)
     finally:
-        shutil.rmtree(channel, ignore_errors=True)
+        for folder in (channel, here):
+            shutil.rmtree(folder, ignore_errors=True)
     return attempt
 
 
