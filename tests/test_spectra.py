@@ -32,6 +32,20 @@ def test_vectorised_trace_equals_a_loop_over_examples(name):
         assert fast[layer] == pytest.approx(value, rel=1e-4)
 
 
+def test_the_chunk_left_to_the_library_fits_the_budget_and_changes_nothing(monkeypatch):
+    model = models.build("mlp", (4,), 3, seed=0, hidden=(5,))  # 43 weights
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    gen = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    whole = spectra.fisher_trace(model, x, kind="true", generator=gen())
+    assert spectra._chunk_size(model, 50, None) == 50
+    monkeypatch.setattr(spectra, "GRADIENT_BUDGET", 43 * 8)  # 8 examples' gradients at a time
+    assert spectra._chunk_size(model, 50, None) == 8 and spectra._chunk_size(model, 50, 3) == 3
+    parts = spectra.fisher_trace(model, x, kind="true", generator=gen())
+    assert parts.to_numpy() == pytest.approx(whole.to_numpy(), rel=1e-5)  # the same sampled labels
+    with pytest.raises(ValueError, match="chunk ≥ 1"):
+        spectra.fisher_trace(model, x, kind="true", chunk=0)
+
+
 def test_true_fisher_samples_labels_from_the_model():
     model = models.build("mlp", (4,), 3, seed=0, hidden=(5,))
     x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))

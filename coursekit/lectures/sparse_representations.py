@@ -132,7 +132,9 @@ def noise_robustness(settings: SparseSettings, data: Dataset, seed: int = 0,
                                             settings.k_fraction, settings.k_inference_fraction,
                                             settings.weight_density, seed)
     dense, sparse = dense.to(data.device), sparse.to(data.device)
-    kwargs = settings.fit_kwargs() | {"seed": seed, "progress": progress}
+    # evaluated once, at the end: the lecture reads the trained networks, not their learning curves
+    steps = settings.epochs * -(-len(data.y_train) // settings.batch_size)
+    kwargs = settings.fit_kwargs() | {"seed": seed, "progress": progress, "eval_every": steps}
     with runtime.one_thread(data.device):
         fit(dense, data, desc="dense CNN", **kwargs)
         fit(sparse, data, hooks=[mask.hook(sparse), kwinners.decay_boost_hook], desc="sparse CNN", **kwargs)

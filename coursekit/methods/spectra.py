@@ -28,6 +28,17 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 FISHER_KINDS = ("true", "empirical")
+# per-example gradient numbers held at once when the chunk is left to us (64 MB of float32): a
+# 300-weight MLP takes all its examples in one vectorised call, a 10⁶-weight CNN 16 at a time
+GRADIENT_BUDGET = 2**24
+
+
+def _chunk_size(model: nn.Module, n: int, chunk: int | None) -> int:
+    """``chunk``, or as many examples as keep their gradients within :data:`GRADIENT_BUDGET`."""
+    if chunk is not None:
+        return chunk
+    weights = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return max(1, min(n, GRADIENT_BUDGET // max(weights, 1)))
 
 
 def _layer_names(model: nn.Module) -> dict[str, str]:
@@ -76,19 +87,19 @@ def _gradient_chunks(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, 
         model.train(was_training)
 
 
-def _check_fisher_inputs(x: torch.Tensor, y: torch.Tensor | None, kind: str, chunk: int) -> None:
+def _check_fisher_inputs(x: torch.Tensor, y: torch.Tensor | None, kind: str, chunk: int | None) -> None:
     if kind not in FISHER_KINDS:
         raise ValueError(f"unknown Fisher kind {kind!r}; expected one of {FISHER_KINDS}")
     if kind == "empirical" and (y is None or y.shape[0] != x.shape[0]):
         raise ValueError("the empirical Fisher needs one label per input: pass y with y.shape[0] == x.shape[0]")
     if y is not None:
         _check_labels(x, y)
-    if x.shape[0] == 0 or chunk < 1:
-        raise ValueError(f"need at least one input and chunk ≥ 1, got {x.shape[0]} inputs, chunk={chunk}")
+    if x.shape[0] == 0 or (chunk is not None and chunk < 1):
+        raise ValueError(f"need at least one input and chunk ≥ 1 (or None), got {x.shape[0]} inputs, chunk={chunk}")
 
 
 def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "true",
-                 chunk: int = 256, generator: torch.Generator | None = None) -> pd.Series:
+                 chunk: int | None = None, generator: torch.Generator | None = None) -> pd.Series:
     """Trace of the Fisher information per layer, from per-example gradients.
 
     Args:
@@ -97,7 +108,8 @@ def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = Non
         x: inputs ``(N, ...)``.
         y: labels ``(N,)``; needed for ``kind="empirical"``.
         kind: ``"true"`` (labels sampled from the model) or ``"empirical"``.
-        chunk: examples per vectorised call (memory: ``chunk`` × parameter count).
+        chunk: examples per vectorised call (memory: ``chunk`` × parameter count); ``None``:
+            as many as fit in :data:`GRADIENT_BUDGET` numbers. The result does not depend on it.
         generator: fixes the sampled labels of the true Fisher.
 
     Returns:
@@ -109,7 +121,7 @@ def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = Non
     _check_fisher_inputs(x, y, kind, chunk)
     layer_of = _layer_names(model)
     totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=x.device))
-    for grads in _gradient_chunks(model, x, y, kind, chunk, generator):
+    for grads in _gradient_chunks(model, x, y, kind, _chunk_size(model, x.shape[0], chunk), generator):
         for name, g in grads.items():
             totals[layer_of[name]] += g.pow(2).sum()
     return pd.Series({layer: t.item() / x.shape[0] for layer, t in totals.items()}, name=f"{kind}_fisher_trace")
@@ -148,7 +160,7 @@ class FisherTrace:
 # ------------------------------------------------------------------ spectra (slide 14: sloppy spectra)
 
 def fisher_eigenvalues(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "empirical",
-                       k: int | None = None, chunk: int = 256, generator: torch.Generator | None = None,
+                       k: int | None = None, chunk: int | None = None, generator: torch.Generator | None = None,
                        params: Sequence[str] | None = None) -> torch.Tensor:
     """The largest eigenvalues of the Fisher ``F = (1/N) GᵀG``, ``G`` the ``N × P`` per-example gradients.
 
@@ -165,7 +177,7 @@ def fisher_eigenvalues(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None
     if params is not None and (isinstance(params, str) or not params or any(q not in names for q in params)):
         raise ValueError(f"params must be a non-empty list of parameter names among {names}, got {params!r}")
     rows = [torch.cat([g.flatten(1) for name, g in grads.items() if params is None or name in params], dim=1).double()
-            for grads in _gradient_chunks(model, x, y, kind, chunk, generator)]
+            for grads in _gradient_chunks(model, x, y, kind, _chunk_size(model, n, chunk), generator)]
     g = torch.cat(rows)
     eigenvalues = torch.linalg.eigvalsh(g @ g.T / n).flip(0).clamp(min=0)
     return eigenvalues[:k]
