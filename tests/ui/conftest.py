@@ -12,14 +12,10 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
+from servers import free_port, serving
 
 from coursekit.tooling.course import REPO
 
@@ -59,12 +55,6 @@ def browser():
     driver.quit()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """(base URL with token, served folder): JupyterLab on loopback serving a copy of the lectures."""
@@ -78,31 +68,12 @@ def lab(tmp_path_factory):
     news = root / "settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
     (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    port, token = _free_port(), secrets.token_hex(8)
+    port, token = free_port(), secrets.token_hex(8)
     env = os.environ | {"JUPYTERLAB_SETTINGS_DIR": str(root / "settings"), "COURSEKIT_SCALE": "ci",
                         "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),  # no tabs restored from before
                         "COURSEKIT_RUNS": str(root / "runs"), "JUPYTER_RUNTIME_DIR": str(root / "runtime")}
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
            "--ServerApp.disable_check_xsrf=True"] + (["--allow-root"] if os.geteuid() == 0 else [])
-    log = open(root / "lab.log", "w")
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:])
-                time.sleep(0.5)
-        yield base, token, root
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with serving(cmd, f"http://127.0.0.1:{port}/api/status?token={token}", root / "lab.log", cwd=root, env=env):
+        yield f"http://127.0.0.1:{port}", token, root
