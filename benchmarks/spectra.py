@@ -1,4 +1,4 @@
-"""Top Hessian eigenvalues with coursekit's Lanczos against PyHessian, and the double-descent sweep batched.
+"""Top Hessian eigenvalues with coursekit's Lanczos against PyHessian, the double-descent sweep batched, Fisher chunks.
 
 1. The top-5 eigenvalues of the Hessian of LeNet-300-100 (266 610 parameters, trained two
    epochs on Fashion-MNIST) on 1 000 training examples: ``spectra.top_eigenvalues`` (Lanczos
@@ -12,6 +12,10 @@
    coursekit.
 2. Lecture 14's sweep at one noise level (11 densities, ``ci`` settings): all densities
    trained as one batched model against one network at a time.
+3. The true Fisher trace of lecture 04's 12-10-7-5-4-3-2 network on 2 048 inputs, as its
+   ``FisherTrace`` records it after every snapshot: per-example gradients in chunks sized by
+   memory (``spectra.GRADIENT_BUDGET``: one vectorised call here) against the fixed chunk of
+   256 used before; the largest relative difference of the traces (the sampled labels are the same).
 
 Last line (JSON): times, the ratios and the eigenvalue errors.
 """
@@ -28,7 +32,15 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from coursekit import data, double_descent, models, sparse_double_descent, sparse_speed, spectra
+from coursekit import (
+    data,
+    double_descent,
+    information_plane,
+    models,
+    sparse_double_descent,
+    sparse_speed,
+    spectra,
+)
 from coursekit.core.train import fit
 
 EXAMPLES, TOP, REFERENCE_STEPS, TOL = 1_000, 5, 80, 1e-3
@@ -86,6 +98,28 @@ def sweep_benchmark() -> dict:
             "loop_over_batched": sparse_speed.paired_ratio(times["loop"], times["batched"])}
 
 
+def fisher_chunk_benchmark() -> dict:
+    settings = information_plane.PRESETS["ci"]
+    task = information_plane.twelve_bit_task(0)
+    model = models.build("mlp", task.input_shape, task.num_classes, seed=0, hidden=settings.hidden,
+                         activation=settings.activation)
+    x, y = task.x_train[:settings.fisher_examples], task.y_train[:settings.fisher_examples]
+    found = {}
+
+    def trace(chunk):
+        def run():
+            found[chunk] = spectra.fisher_trace(model, x, y, "true", chunk=chunk,
+                                                generator=torch.Generator().manual_seed(0))
+        return run
+
+    times = sparse_speed.time_interleaved({"budget": trace(None), "fixed_256": trace(256)}, repeats=7, number=5)
+    return {"examples": len(y), "chunk": spectra._chunk_size(model, len(y), None),
+            "budget_ms": 1e3 * statistics.median(times["budget"]),
+            "fixed_256_ms": 1e3 * statistics.median(times["fixed_256"]),
+            "fixed_over_budget": sparse_speed.paired_ratio(times["fixed_256"], times["budget"]),
+            "max_rel_difference": float(((found[None] - found[256]).abs() / found[256].abs()).max())}
+
+
 def main() -> None:
     torch.set_num_threads(2)
     eigen = eigenvalue_benchmark()
@@ -96,7 +130,11 @@ def main() -> None:
     sweep = sweep_benchmark()
     print(f"double-descent sweep, {sweep['densities']} densities: batched {sweep['batched_s']:.1f} s, one at a time "
           f"{sweep['loop_s']:.1f} s ({sweep['loop_over_batched']:.1f}×)")
-    print(json.dumps({"eigenvalues": eigen, "double_descent": sweep}))
+    chunks = fisher_chunk_benchmark()
+    print(f"true Fisher trace of the 12-bit MLP, {chunks['examples']} inputs: chunks of {chunks['chunk']} "
+          f"{chunks['budget_ms']:.1f} ms, of 256 {chunks['fixed_256_ms']:.1f} ms ({chunks['fixed_over_budget']:.1f}×); "
+          f"traces differ by {chunks['max_rel_difference']:.0e} at most")
+    print(json.dumps({"eigenvalues": eigen, "double_descent": sweep, "fisher_chunks": chunks}))
 
 
 if __name__ == "__main__":
