@@ -110,7 +110,8 @@ def fisher_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = Non
         y: labels ``(N,)``; needed for ``kind="empirical"``.
         kind: ``"true"`` (labels sampled from the model) or ``"empirical"``.
         chunk: examples per vectorised call (memory: ``chunk`` × parameter count); ``None``:
-            as many as fit in :data:`GRADIENT_BUDGET` numbers. The result does not depend on it.
+            as many as fit in :data:`GRADIENT_BUDGET` numbers. The result depends on it only
+            through float rounding.
         generator: fixes the sampled labels of the true Fisher.
 
     Returns:

@@ -6,6 +6,8 @@ there is one. Before any of the student's code it
 
 * sets an address-space and a CPU-time limit, and asks the OOM killer to take this
   process first (a memory bomb cannot take the grader's processes with it);
+* asks Linux to kill it the moment its parent (the driver, or the sandbox's init) dies:
+  no kernel outlives the run it belongs to;
 * imports the array libraries the lab's own cells import (``--preload``: PyTorch,
   NumPy) and keeps what a probe needs from them and from ``builtins``: the originals,
   before the student's cells can rebind them.
