@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import nbformat
+from nbformat.v4 import new_code_cell
 
 from coursekit import cli
 from coursekit.tooling.grading import labfmt
@@ -35,6 +36,19 @@ class Lab:
             if cid.split("-")[0] in answers:
                 answer(nb, cid, source)
         return nb
+
+    def broken(self, student_nb, cid: str, prefix: str):
+        """The solved notebook with ``prefix`` run first in answer cell ``cid``."""
+        nb = self.solved(student_nb)
+        answer(nb, cid, prefix + self.solutions()[cid])
+        return nb
+
+
+def with_cell(nb, source: str, at: int | None = None):
+    """A copy of ``nb`` with a code cell of ``source`` inserted at ``at`` (default: the end)."""
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(len(nb.cells) if at is None else at, new_code_cell(source))
+    return nb
 
 
 def answer(nb, cid: str, source: str) -> None:

@@ -18,8 +18,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from labkit import Lab, answer
-from nbformat.v4 import new_code_cell
+from labkit import Lab, answer, with_cell
 
 from coursekit import cli
 from coursekit.tooling.course import LABS
@@ -107,12 +106,7 @@ def _make_submissions(student_nb, folder):
     subs["fails_q1_layerwise_threshold"] = nb
     for name, source, at in (("rewrites_the_probes", REWRITES_THE_PROBES, 3), ("shadows_builtins", SHADOWS_BUILTINS, None),
                              ("returns_tensor_lookalikes", TENSOR_LOOKALIKES, None)):
-        nb = copy.deepcopy(student_nb)
-        nb.cells.insert(len(nb.cells) if at is None else at, new_code_cell(source))
-        subs[name] = nb
-    nb = LAB.solved(student_nb)
-    answer(nb, "q2-answer", "import os\nos._exit(3)\n" + LAB.solutions()["q2-answer"])
-    subs["kernel_exit_in_q2"] = nb
+        subs[name] = with_cell(student_nb, source, at)
     for name, nb in subs.items():
         nbformat.write(nb, folder / f"{name}.ipynb")
     return subs
@@ -138,7 +132,6 @@ def graded(released, tmp_path_factory, sandboxed):
     subs, grades = root / "submissions", root / "grades"
     subs.mkdir()
     _make_submissions(nbformat.read(student, as_version=4), subs)
-    (subs / "kernel_exit_in_q2.ipynb").unlink()  # for the loaded-machine test only
     limits = Limits(cell_timeout=30, notebook_timeout=240, memory_bytes=3 * 2**30)
     book = grade_batch(bundle, subs, grades, jobs=2, limits=limits, progress=False, sandboxed=sandboxed)
     return Graded(book, grades)
@@ -238,12 +231,11 @@ def test_a_loaded_machine_costs_an_honest_student_nothing(released, tmp_path, cp
     """Graded two at a time beside two CPU hogs, with a 10 s cap per cell: a slow instructor cell
     (importing torch, loading data) is run again with more time, never charged to the student."""
     student, bundle = released
-    every, subs, grades = tmp_path / "all", tmp_path / "submissions", tmp_path / "grades"
-    every.mkdir()
+    subs, grades = tmp_path / "submissions", tmp_path / "grades"
     subs.mkdir()
-    _make_submissions(nbformat.read(student, as_version=4), every)
-    for name in ("passes_all", "kernel_exit_in_q2"):
-        (subs / f"{name}.ipynb").write_bytes((every / f"{name}.ipynb").read_bytes())
+    student_nb = nbformat.read(student, as_version=4)
+    nbformat.write(LAB.solved(student_nb), subs / "passes_all.ipynb")
+    nbformat.write(LAB.broken(student_nb, "q2-answer", "import os\nos._exit(3)\n"), subs / "kernel_exit_in_q2.ipynb")
     limits = Limits(cell_timeout=10, notebook_timeout=600, memory_bytes=3 * 2**30)
     book = grade_batch(bundle, subs, grades, jobs=2, limits=limits, progress=False,
                        sandboxed=sandboxed).set_index("student")

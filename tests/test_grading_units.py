@@ -91,6 +91,12 @@ def test_a_probe_runs_with_the_original_builtins_beside_the_students_names(monke
     assert payload["nonce"] == "n1" and json.loads(payload["json"]) == [[1, 2], 2, 6]
 
 
+def test_flatten_and_shape_read_tensors_sent_as_nested_lists():
+    assert checks.flatten([[1, 2], [3, [4]]]) == [1, 2, 3, 4] and checks.flatten(5) == [5]
+    assert checks.shape([[True, False, True], [False, False, True]]) == [2, 3]
+    assert checks.shape(2.5) == [] and checks.shape([]) == [0]
+
+
 def test_a_judge_that_raises_fails_the_check():
     bad = checks.Check("c2", "q1", 1.0, "", lambda e, r: 1 / 0)
     passed, message = checks.judge(bad, 1, 1)

@@ -6,6 +6,8 @@ from them (counts, bounds, spreads) and compares with the solution's evidence
 (``reference``), which also supplies the inputs (masks, initial weights) it trusts.
 """
 
+import statistics
+
 from coursekit.tooling.grading.checks import check, close, flatten, shape
 
 
@@ -15,9 +17,9 @@ def _same(evidence, reference, what):
     return False, f"{what}: your result differs from the reference solution's"
 
 
-def _kept(mask):
-    """Flat indices of the True entries of a mask sent as nested lists."""
-    return [i for i, v in enumerate(flatten(mask)) if v is True]
+def _count(mask):
+    """How many entries of a mask sent as nested lists are True."""
+    return sum(v is True for v in flatten(mask))
 
 
 @check("q1", points=2, probe="""
@@ -29,8 +31,8 @@ def q1_global_mask_on_new_tensors(evidence, reference):
     """The mask on tensors of other shapes and scales, at density 0.3."""
     if not isinstance(evidence, dict) or sorted(evidence) != sorted(reference):
         return False, f"return one mask per name {sorted(reference)}"
-    kept = {n: len(_kept(v)) for n, v in evidence.items()}
-    want = {n: len(_kept(v)) for n, v in reference.items()}
+    kept = {n: _count(v) for n, v in evidence.items()}
+    want = {n: _count(v) for n, v in reference.items()}
     if kept != want and sum(kept.values()) == sum(want.values()):
         return False, (f"you keep {kept} weights per tensor, the global threshold keeps {want}: "
                        "rank all tensors together, not each on its own")
@@ -51,7 +53,7 @@ def q1_types_shapes_and_count(evidence, reference):
     shapes, want = ({n: shape(m[n]) for n in sorted(m)} for m in (evidence, reference))
     if shapes != want:
         return False, f"mask shapes {shapes} should be {want}"
-    kept, count = (sum(len(_kept(v)) for v in m.values()) for m in (evidence, reference))
+    kept, count = (sum(_count(v) for v in m.values()) for m in (evidence, reference))
     if kept != count:
         return False, f"at density 0.05 keep round(0.05 × 76) = {count}, you kept {kept}"
     return True, "types, shapes and count: correct"
@@ -108,7 +110,7 @@ def q3_imp_round(evidence, reference):
     if any(k and not m for n in mask for k, m in zip(flatten(new[n]), flatten(mask[n]), strict=True)):
         return False, "a weight pruned before came back: prune only among the weights the mask still keeps"
     if new != reference["new"]:
-        kept, want = (sum(len(_kept(v)) for v in m.values()) for m in (new, reference["new"]))
+        kept, want = (sum(_count(v) for v in m.values()) for m in (new, reference["new"]))
         return False, (f"your new mask keeps {kept} weights, the reference {want}" if kept != want else
                        "your new mask keeps the right number but not the largest trained magnitudes")
     if not close(evidence["weights"], reference["weights"]):
@@ -141,8 +143,7 @@ def q4_random_reinit(evidence, reference):
     same = sum(v == i for v, i, k in zip(w, init, keep, strict=True) if k) / len(kept)
     if same > 0.5:
         return False, "the kept weights still hold their initial values: draw new ones"
-    mean = sum(kept) / len(kept)
-    spread = (sum((v - mean) ** 2 for v in kept) / (len(kept) - 1)) ** 0.5 / (bound / 3 ** 0.5)
+    spread = statistics.stdev(kept) / (bound / 3 ** 0.5)
     if not 0.85 < spread < 1.15:
         return False, (f"the new values' spread is {spread:.2f}× that of U(-b, b): use the uniform "
                        "distribution on the whole interval")

@@ -102,6 +102,12 @@ def _safe_name(stem: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:80] or "submission"
 
 
+def _source(cell: dict) -> str:
+    """A submitted cell's source as one string (the file may hold it as a list of lines)."""
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
+
+
 def assemble(template: Template, submission: nbformat.NotebookNode | None, checks: list, nonce: str
              ) -> tuple[nbformat.NotebookNode, list[str]]:
     """The notebook to run: the bundle's locked cells, the student's answers, the probes."""
@@ -147,14 +153,13 @@ def assemble(template: Template, submission: nbformat.NotebookNode | None, check
                 if len(copies) > 1:
                     notes.append(f"{spec['question']}: answer cell {spec['id']!r} appears "
                                  f"{len(copies)} times; the last copy was graded")
-                source = copies[-1].get("source", "")
-            cell = new_code_cell(source if isinstance(source, str) else "".join(source))
+                source = _source(copies[-1])
+            cell = new_code_cell(source)
         else:
             if submission is not None:
                 if not copies:
                     notes.append(f"locked cell {spec['id']!r} was deleted; it was restored")
-                elif any(checksum(c.get("source", "") if isinstance(c.get("source", ""), str)
-                                  else "".join(c["source"])) != checksum(spec["source"]) for c in copies):
+                elif any(checksum(_source(c)) != checksum(spec["source"]) for c in copies):
                     notes.append(f"locked cell {spec['id']!r} was changed; the original was restored")
             maker = nbformat.v4.new_markdown_cell if spec["cell_type"] == "markdown" else new_code_cell
             cell = maker(spec["source"])
@@ -163,8 +168,7 @@ def assemble(template: Template, submission: nbformat.NotebookNode | None, check
         cell.metadata["coursekit"] = {"id": spec["id"]} | ({"locked": True} if spec["kind"] != "answer" else {})
         out.cells.append(cell)
         for extra in extras_after.get(spec["id"], []):
-            src = extra.get("source", "")
-            out.cells.append(new_code_cell(src if isinstance(src, str) else "".join(src)))
+            out.cells.append(new_code_cell(_source(extra)))
         for check in probes_after.get(index, []):
             probe = new_code_cell(checks_mod.probe_cell_source(check, nonce))
             probe.metadata["coursekit"] = {"id": f"probe:{check.name}"}
@@ -332,12 +336,18 @@ def _execute(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits, par
     return executed, incidents
 
 
-def _judge_all(bundle: Bundle, executed: nbformat.NotebookNode | None, nonce: str) -> list[dict]:
+def probe_outputs(executed: nbformat.NotebookNode | None) -> dict[str, list]:
+    """Check name → the outputs of its probe cell in an executed notebook."""
     outputs = {}
     for cell in executed.cells if executed is not None else []:
-        cid = cell.get("metadata", {}).get("coursekit", {}).get("id", "")
-        if isinstance(cid, str) and cid.startswith("probe:"):
+        cid = cell_id(cell) or ""
+        if cid.startswith("probe:"):
             outputs[cid[len("probe:"):]] = cell.get("outputs", [])
+    return outputs
+
+
+def _judge_all(bundle: Bundle, executed: nbformat.NotebookNode | None, nonce: str) -> list[dict]:
+    outputs = probe_outputs(executed)
     results = []
     for check in bundle.checks:
         status, value = checks_mod.read_evidence(outputs.get(check.name, []), check, nonce)
@@ -379,13 +389,9 @@ def grade_notebook(bundle: Bundle, raw: bytes, workdir: Path, limits: Limits,
         mine = [r for r in results if r["question"] == q]
         questions[q] = {"title": spec.get("title", q), "points": sum(r["points"] for r in mine),
                         "max": sum(r["max"] for r in mine), "checks": mine}
-    grade = {"lab": bundle.template.lab, "release_id": bundle.template.release_id,
-             "submission_sha256": hashlib.sha256(raw).hexdigest(),
-             "status": COULD_NOT_GRADE + ENVIRONMENT + "; ".join(stuck) if stuck else "graded",
-             "total": None if stuck else sum(q["points"] for q in questions.values()),
-             "max_total": bundle.max_points, "sandbox": sandboxed, "questions": questions, "notes": notes,
-             "incidents": incidents}
-    return grade, executed
+    status = COULD_NOT_GRADE + ENVIRONMENT + "; ".join(stuck) if stuck else "graded"
+    grade = _grade_record(bundle, raw, sandboxed, status, None if stuck else sum(q["points"] for q in questions.values()))
+    return grade | {"questions": questions, "notes": notes, "incidents": incidents}, executed
 
 
 def feedback_markdown(student: str, grade: dict) -> str:
@@ -552,12 +558,16 @@ CHANGED_INSTALLED = ("it changed the grader's installed files (restored; see rep
                      "sandbox")
 
 
+def _grade_record(bundle: Bundle, raw: bytes, sandboxed: bool, status: str, total: float | None) -> dict:
+    """A ``grade.json``: which lab and submission, the status and total; no questions, notes or incidents yet."""
+    return {"lab": bundle.template.lab, "release_id": bundle.template.release_id,
+            "submission_sha256": hashlib.sha256(raw).hexdigest(), "status": status, "total": total,
+            "max_total": bundle.max_points, "sandbox": sandboxed, "questions": {}, "notes": [], "incidents": []}
+
+
 def _not_graded(bundle: Bundle, raw: bytes, sandboxed: bool, why: str) -> dict:
     """The grade of a submission the grader would not run to the end: a status, no total."""
-    return {"lab": bundle.template.lab, "release_id": bundle.template.release_id,
-            "submission_sha256": hashlib.sha256(raw).hexdigest(), "status": COULD_NOT_GRADE + why,
-            "total": None, "max_total": bundle.max_points, "sandbox": sandboxed, "questions": {}, "notes": [],
-            "incidents": []}
+    return _grade_record(bundle, raw, sandboxed, COULD_NOT_GRADE + why, None)
 
 
 def _summary(book: pd.DataFrame) -> list[str]:

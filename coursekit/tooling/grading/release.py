@@ -27,8 +27,9 @@ from coursekit.tooling.grading.grade import (
     Limits,
     grade_notebook,
     graded,
+    probe_outputs,
 )
-from coursekit.tooling.grading.labfmt import read_source, student_notebook
+from coursekit.tooling.grading.labfmt import cell_id, read_source, role, student_notebook
 
 
 def _public_test_errors(executed: nbformat.NotebookNode | None) -> list[str]:
@@ -120,8 +121,7 @@ def _cell_seconds(executed: nbformat.NotebookNode | None) -> dict[str, float]:
     """
     seconds = {}
     for cell in executed.cells if executed is not None else []:
-        cid = cell.get("metadata", {}).get("coursekit", {}).get("id")
-        duration = cell.get("metadata", {}).get("coursekit", {}).get("seconds")
+        cid, duration = cell_id(cell), role(cell).get("seconds")
         if cid and isinstance(duration, (int, float)):
             seconds[cid] = round(float(duration), 3)
     return seconds
@@ -129,11 +129,7 @@ def _cell_seconds(executed: nbformat.NotebookNode | None) -> dict[str, float]:
 
 def _evidence(bundle: Bundle, executed: nbformat.NotebookNode | None) -> dict[str, object]:
     """Check name → the evidence the solution's probe sent (parsed as the grader parses it)."""
-    outputs = {}
-    for cell in executed.cells if executed is not None else []:
-        cid = cell.get("metadata", {}).get("coursekit", {}).get("id", "")
-        if cid.startswith("probe:"):
-            outputs[cid[len("probe:"):]] = cell.get("outputs", [])
+    outputs = probe_outputs(executed)
     found = {}
     for check in bundle.checks:
         status, value = checks_mod.read_evidence(outputs.get(check.name, []), check, None)

@@ -1,6 +1,8 @@
 """Hidden checks of the tiny test lab: raw results in, every statistic computed by the judge."""
 
-from coursekit.tooling.grading.checks import check, close
+import statistics
+
+from coursekit.tooling.grading.checks import check
 
 
 @check("q1", points=2, probe="""
@@ -27,11 +29,11 @@ def q1_format(evidence, reference):
 
 @check("q2", points=2, probe="""
 values = numbers(13, 30)
-evidence = {"keep": [v > 0 for v in values], "out": zero_pruned(values, [v > 0 for v in values])}
+evidence = zero_pruned(values, [v > 0 for v in values])
 """)
 def q2_zeroes_the_pruned(evidence, reference):
-    """Exactly the reference's values: kept unchanged, pruned 0.0 (on the reference's mask)."""
-    if close(evidence["out"], reference["out"], rel=0, abs_=0):
+    """Exactly the reference's values: kept unchanged, pruned 0.0."""
+    if evidence == reference:
         return True, "pruned entries are 0.0, the others unchanged"
     return False, "zero exactly the pruned entries and leave the others as they are"
 
@@ -61,8 +63,7 @@ def q4_reinit(evidence, reference):
     kept = [v for v, k in zip(fresh, keep, strict=True) if k]
     if any(abs(v) > 1 for v in kept):
         return False, "values must lie in [-1, 1]"
-    mean = sum(kept) / len(kept)
-    spread = (sum((v - mean) ** 2 for v in kept) / (len(kept) - 1)) ** 0.5 * 3 ** 0.5
+    spread = statistics.stdev(kept) * 3 ** 0.5
     if not 0.85 < spread < 1.15:
         return False, f"the values' spread is {spread:.2f}× that of U(-1, 1)"
     return True, "fresh uniform values where kept"
